@@ -1,0 +1,195 @@
+"""Devices: names, array modules (NumPy, CuPy, strict), moving arrays, per-device random numbers.
+
+Owns the one rule of tinylm's device story: code never imports numpy or cupy for array work;
+it asks this module for `xp = get_array_module(x)` (or `array_module(device)`).
+
+Device names: "cpu" (NumPy), "gpu" / "cuda" / "cuda:N" (CuPy on CUDA device N, canonical
+"cuda:N"), and "strict" (a NumPy-backed test device with CuPy's rules, see tinylm/strict.py).
+CuPy is imported lazily, only when a GPU device is asked for.
+
+Random numbers come from one generator per device, seeded together by `manual_seed(seed)`:
+the same seed gives the same numbers on the same device.
+
+Leaves out: multi-GPU work (one device per tensor; no peer copies beyond `to_device`).
+Reference: DeZero's `cuda.py` (one place for xp), PyTorch's device strings.
+"""
+import numpy as np
+
+from . import strict
+
+DEFAULT_DTYPE = np.float32
+
+_GPU_HINT = ('install the gpu extra for your CUDA version, e.g. pip install -e ".[gpu]" '
+             "(CUDA 12: cupy-cuda12x; CUDA 11: cupy-cuda11x; CUDA 13: cupy-cuda13x)")
+_cupy = None
+
+
+def _import_cupy():
+    """Import CuPy on first use, with an error that says what is missing and how to fix it."""
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy
+        except ImportError as e:
+            raise RuntimeError(f"device 'gpu' needs CuPy, which is not installed ({e}); {_GPU_HINT}") from None
+        try:
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # CUDA driver missing or broken
+            raise RuntimeError(f"device 'gpu': CuPy is installed but no CUDA device is usable ({e})") from None
+        if n == 0:
+            raise RuntimeError("device 'gpu': CuPy is installed but no CUDA device was found")
+        _cupy = cupy
+    return _cupy
+
+
+def gpu_available():
+    """True when CuPy is installed and a CUDA device is present (never raises)."""
+    try:
+        _import_cupy()
+        return True
+    except RuntimeError:
+        return False
+
+
+def parse_device(device):
+    """Device name -> canonical name: None/'cpu' -> 'cpu'; 'gpu'/'cuda' -> 'cuda:0'; 'cuda:N'; 'strict'."""
+    if device is None:
+        return "cpu"
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str such as 'cpu' or 'gpu', got {type(device).__name__}")
+    name = device.strip().lower()
+    if name in ("cpu", "strict"):
+        return name
+    if name in ("gpu", "cuda"):
+        return "cuda:0"
+    if name.startswith(("cuda:", "gpu:")) and name[name.index(":") + 1:].isdigit():
+        return "cuda:" + name[name.index(":") + 1:]
+    raise ValueError(f"unknown device {device!r}; expected 'cpu', 'gpu', 'cuda', 'cuda:N' or 'strict'")
+
+
+def array_module(device):
+    """The array module (numpy, cupy or the strict module) for a device name."""
+    device = parse_device(device)
+    if device == "cpu":
+        return np
+    if device == "strict":
+        return strict.xp
+    return _import_cupy()
+
+
+def get_array_module(x):
+    """The array module an array belongs to (numpy for NumPy arrays and Python scalars)."""
+    if isinstance(x, strict.StrictArray):
+        return strict.xp
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return _cupy
+    return np
+
+
+def device_of(x):
+    """The canonical device name of an array."""
+    if isinstance(x, strict.StrictArray):
+        return "strict"
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return f"cuda:{x.device.id}"
+    return "cpu"
+
+
+def to_numpy(x):
+    """Copy any device array to a NumPy array (no copy for a NumPy array)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "get"):  # cupy.ndarray and StrictArray
+        return x.get()
+    return np.asarray(x)
+
+
+def to_device(x, device):
+    """Move an array (or anything array-like) to a device; a no-op when it is already there."""
+    device = parse_device(device)
+    if device_of(x) == device and not isinstance(x, (list, tuple, int, float, bool)):
+        return x
+    host = to_numpy(x) if not isinstance(x, (list, tuple, int, float, bool)) else np.asarray(x)
+    if device == "cpu":
+        return host
+    if device == "strict":
+        return strict.xp.from_numpy(host)
+    cupy = _import_cupy()
+    with cupy.cuda.Device(int(device.split(":")[1])):
+        return cupy.asarray(host)
+
+
+# ---------------------------------------------------------------------------- random numbers
+class Generator:
+    """One device's random numbers: normal, uniform and integer draws, made on the device."""
+
+    def __init__(self, device, seed):
+        self.device = parse_device(device)
+        self.seed = seed
+        if self.device.startswith("cuda"):
+            cupy = _import_cupy()
+            with cupy.cuda.Device(int(self.device.split(":")[1])):
+                self._rng = cupy.random.RandomState(seed)
+        else:
+            self._rng = np.random.default_rng(seed)
+
+    def normal(self, shape, dtype=DEFAULT_DTYPE):
+        """Standard normal samples of `shape` and `dtype` (float32 by default), on the device."""
+        if self.device.startswith("cuda"):
+            return self._rng.standard_normal(shape, dtype=dtype)
+        out = self._rng.standard_normal(shape, dtype=dtype)
+        return strict.xp.from_numpy(out) if self.device == "strict" else out
+
+    def uniform(self, shape, dtype=DEFAULT_DTYPE):
+        """Uniform samples in [0, 1) of `shape` and `dtype`, on the device."""
+        if self.device.startswith("cuda"):
+            return self._rng.random_sample(shape, dtype=dtype)
+        out = self._rng.random(shape, dtype=dtype)
+        return strict.xp.from_numpy(out) if self.device == "strict" else out
+
+    def integers(self, low, high, shape):
+        """Integers in [low, high) of `shape` (int64), on the device."""
+        if self.device.startswith("cuda"):
+            return self._rng.randint(low, high, size=shape, dtype=np.int64)
+        out = self._rng.integers(low, high, size=shape, dtype=np.int64)
+        return strict.xp.from_numpy(out) if self.device == "strict" else out
+
+
+_seed = 1337
+_generators = {}
+
+
+def manual_seed(seed):
+    """Seed every device's generator (also those made later); the same seed, the same run."""
+    global _seed
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    _seed = int(seed)
+    _generators.clear()
+
+
+def initial_seed():
+    """The seed last given to `manual_seed` (1337 before any call)."""
+    return _seed
+
+
+def get_generator(device):
+    """The random generator of a device, created from the current seed on first use."""
+    device = parse_device(device)
+    gen = _generators.get(device)
+    if gen is None:
+        # each device gets its own stream from the one seed
+        stream = 1 + int(device.split(":")[1]) if device.startswith("cuda") else 0  # strict == cpu
+        gen = _generators[device] = Generator(device, np.random.SeedSequence([_seed, stream]).generate_state(1)[0])
+    return gen
+
+
+def scatter_add(target, index, values):
+    """target[index] += values with repeated indices accumulated (np.add.at; cupyx.scatter_add)."""
+    xp = get_array_module(target)
+    if xp is _cupy and _cupy is not None:
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    else:
+        xp.add.at(target, index, values)
+    return target

@@ -1,0 +1,216 @@
+"""The functional API (`import tinylm.functional as F`): what users call, built on tinylm/ops.py.
+
+Owns argument checking and PyTorch-style signatures: F.linear, F.softmax, F.cross_entropy,
+F.scaled_dot_product_attention, ... Each function is a thin wrapper over one op (or a few),
+so its gradient is the op's. Errors name the offending shapes, dtypes and devices.
+
+Leaves out: layers with parameters (tinylm/nn.py).
+Reference: torch.nn.functional (names and semantics), nanoGPT's CausalSelfAttention.
+"""
+import math
+
+import numpy as np
+
+from . import backend, ops
+from .autograd import Tensor, _scalar
+
+
+def _check_tensor(x, name, fn):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: {name} must be a Tensor, got {type(x).__name__}")
+
+
+# ---------------------------------------------------------------------------- activations
+def relu(x):
+    """max(x, 0), elementwise."""
+    return ops.Relu.apply(x)
+
+
+def gelu(x):
+    """GPT-2's GELU (tanh form), elementwise."""
+    return ops.Gelu.apply(x)
+
+
+def tanh(x):
+    return ops.Tanh.apply(x)
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis`, stable for large logits."""
+    return ops.Softmax.apply(x, axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along `axis`, stable for large logits."""
+    return ops.LogSoftmax.apply(x, axis=axis)
+
+
+# ---------------------------------------------------------------------------- layers
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias; x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    return ops.Linear.apply(x, weight, bias)
+
+
+def embedding(idx, weight, padding_idx=None):
+    """Rows of `weight` (V, C) at integer ids `idx` (any shape) -> (*idx.shape, C)."""
+    _check_tensor(weight, "weight", "embedding")
+    ids = idx.data if isinstance(idx, Tensor) else backend.to_device(np.asarray(idx), weight.device)
+    if isinstance(idx, Tensor) and idx.device != weight.device:
+        raise ValueError(f"embedding: ids on '{idx.device}', weight on '{weight.device}'")
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    if ids.size:
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= weight.shape[0]:
+            raise ValueError(f"embedding: id {lo if lo < 0 else hi} is outside [0, {weight.shape[0]})")
+    return ops.Embedding.apply(ids, weight, padding_idx=padding_idx)
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """Normalise over the last axis, then scale by `weight` and shift by `bias` (both (C,))."""
+    c = x.shape[-1]
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape != (c,):
+            raise ValueError(f"layer_norm: {name} of shape {p.shape} does not fit input of shape {x.shape}")
+    return ops.LayerNorm.apply(x, weight, bias, eps=eps)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero elements with probability `p` (scaling the rest by 1/(1-p)) when training."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    return ops.Dropout.apply(x, p=float(p))
+
+
+# ---------------------------------------------------------------------------- losses
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    """Fused log-softmax + NLL. logits (N, V) or (..., V); targets (N,) or (...) integer ids."""
+    _check_tensor(logits, "logits", "cross_entropy")
+    t = targets.data if isinstance(targets, Tensor) else backend.to_device(np.asarray(targets), logits.device)
+    if isinstance(targets, Tensor) and targets.device != logits.device:
+        raise ValueError(f"cross_entropy: logits on '{logits.device}', targets on '{targets.device}'")
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be integers, got dtype {t.dtype}")
+    if tuple(t.shape) != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: targets of shape {tuple(t.shape)} do not fit logits of shape "
+                         f"{logits.shape} (expected {logits.shape[:-1]})")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    v = logits.shape[-1]
+    flat = logits if logits.ndim == 2 else logits.reshape(-1, v)   # (N, V)
+    loss = ops.CrossEntropy.apply(flat, t.reshape(-1), ignore_index=ignore_index, reduction=reduction)
+    return loss.reshape(t.shape) if reduction == "none" else loss
+
+
+def mse_loss(x, y, reduction="mean"):
+    """Mean (or sum) of squared differences."""
+    d = x - y
+    sq = d * d
+    return sq.mean() if reduction == "mean" else sq.sum()
+
+
+# ---------------------------------------------------------------------------- combining
+def where(cond, a, b):
+    """Elementwise `a` where `cond` else `b`; a and b may be tensors or scalars."""
+    like = a if isinstance(a, Tensor) else b
+    c = cond.data if isinstance(cond, Tensor) else backend.to_device(np.asarray(cond), like.device)
+    return ops.Where.apply(c, a if isinstance(a, Tensor) else _scalar(a), b if isinstance(b, Tensor) else _scalar(b))
+
+
+def masked_fill(x, mask, value):
+    """`value` where `mask` is true, else x."""
+    return x.masked_fill(mask, value)
+
+
+def _same_device(xs, fn):
+    if not xs:
+        raise ValueError(f"{fn}: needs at least one tensor")
+    for x in xs:
+        _check_tensor(x, "every input", fn)
+
+
+def concat(xs, axis=0):
+    """Join tensors along an existing axis."""
+    xs = list(xs)
+    _same_device(xs, "concat")
+    ref = xs[0].shape
+    for x in xs[1:]:
+        if x.ndim != len(ref) or any(a != b for i, (a, b) in enumerate(zip(x.shape, ref)) if i != axis % len(ref)):
+            raise ValueError(f"concat: shapes {ref} and {x.shape} differ outside axis {axis}")
+    return ops.Concat.apply(*xs, axis=axis)
+
+
+cat = concat
+
+
+def stack(xs, axis=0):
+    """Join same-shape tensors along a new axis."""
+    xs = list(xs)
+    _same_device(xs, "stack")
+    for x in xs[1:]:
+        if x.shape != xs[0].shape:
+            raise ValueError(f"stack: shapes {xs[0].shape} and {x.shape} differ")
+    return ops.Stack.apply(*xs, axis=axis)
+
+
+def split(x, split_size_or_sections, axis=-1):
+    """Cut into pieces of `split_size` (an int) or of the given sizes (a list), as torch.split."""
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size <= 0:
+            raise ValueError(f"split: size must be positive, got {size}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} do not add up to {n} (axis {axis} of shape {x.shape})")
+    bounds = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
+    out = ops.Split.apply(x, bounds=bounds, axis=axis)
+    return out if isinstance(out, tuple) else (out,)
+
+
+# ---------------------------------------------------------------------------- attention
+_mask_cache = {}
+
+
+def causal_mask(t_q, t_k, device):
+    """Boolean (t_q, t_k) mask, True where query i may see key j (aligned to the end, for KV caches)."""
+    key = (t_q, t_k, device)
+    m = _mask_cache.get(key)
+    if m is None:
+        xp = backend.array_module(device)
+        m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
+        _mask_cache[key] = m
+    return m
+
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0,
+                                 training=True, return_weights=False):
+    """softmax(q @ k^T / sqrt(d_k) + mask) @ v for all heads at once.
+
+    q (B, nh, T, hs), k and v (B, nh, S, hs) -> (B, nh, T, hs). `attn_mask` is a boolean
+    tensor/array broadcastable to (B, nh, T, S), True where attention is allowed (PyTorch's
+    rule). `is_causal` masks the future (query i sees keys up to i + S - T). With
+    `return_weights=True` returns (out, weights) with weights (B, nh, T, S), e.g. to plot.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _check_tensor(t, name, "scaled_dot_product_attention")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: shapes q {q.shape}, k {k.shape}, v {v.shape} do not fit")
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))     # (B, nh, T, S)
+    if is_causal:
+        if t_q > t_k:
+            raise ValueError(f"scaled_dot_product_attention: causal with more queries ({t_q}) than keys ({t_k})")
+        att = att.masked_fill(~causal_mask(t_q, t_k, q.device), float("-inf"))
+    if attn_mask is not None:
+        mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+        att = att.masked_fill(~mask, float("-inf")) if mask.dtype == bool else att + Tensor._make(mask, q.device)
+    att = softmax(att, axis=-1)
+    weights = att
+    att = dropout(att, dropout_p, training)
+    out = att @ v                                                          # (B, nh, T, hs)
+    return (out, weights) if return_weights else out

@@ -1,0 +1,586 @@
+"""The differentiable ops: one Function each, forward and backward side by side.
+
+Every op works on raw arrays through `xp = get_array_module(x)`, so the same code runs on
+NumPy, CuPy and the strict test device. Broadcasting in forward is undone in backward by
+`sum_to`. Softmax, log-softmax, cross-entropy, layer-norm and GELU are fused: one op each,
+not chains of primitives, and each backward is written out in closed form.
+
+Glossary for shape comments: B batch, T time, C channels, V vocab, N rows (B*T).
+Leaves out: the functional API (tinylm/functional.py) and the graph walk (tinylm/autograd.py).
+Reference: DeZero `functions.py`, Chainer `functions/`, the PyTorch docs for semantics.
+"""
+import math
+
+from .autograd import Function, register, sum_to
+from .backend import get_array_module, scatter_add, get_generator, device_of
+
+
+def _shape(x):
+    return x.shape if hasattr(x, "shape") else None
+
+
+# ============================================================================ arithmetic
+@register
+class Add(Function):
+    def forward(self, a, b):
+        self.sa, self.sb = _shape(a), _shape(b)
+        return a + b
+
+    def backward(self, g):
+        return (sum_to(g, self.sa) if self.sa is not None else None,
+                sum_to(g, self.sb) if self.sb is not None else None)
+
+
+@register
+class Sub(Function):
+    def forward(self, a, b):
+        self.sa, self.sb = _shape(a), _shape(b)
+        return a - b
+
+    def backward(self, g):
+        return (sum_to(g, self.sa) if self.sa is not None else None,
+                sum_to(-g, self.sb) if self.sb is not None else None)
+
+
+@register
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        return (sum_to(g * b, a.shape) if hasattr(a, "shape") else None,
+                sum_to(g * a, b.shape) if hasattr(b, "shape") else None)
+
+
+@register
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = g / b
+        return (sum_to(ga, a.shape) if hasattr(a, "shape") else None,
+                sum_to(-ga * a / b, b.shape) if hasattr(b, "shape") else None)
+
+
+@register
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+@register
+class Pow(Function):
+    """x ** p for a scalar exponent p."""
+
+    def forward(self, x):
+        self.x = x
+        return x ** self.exponent
+
+    def backward(self, g):
+        p = self.exponent
+        return g * (p * self.x ** (p - 1))
+
+
+@register
+class MatMul(Function):
+    """a @ b for 1-D, 2-D and batched (broadcast) operands, as numpy.matmul."""
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: both operands need at least one axis, got shapes {tuple(a.shape)} "
+                             f"and {tuple(b.shape)}")
+        k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if k_a != k_b:
+            raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned "
+                             f"({k_a} != {k_b})")
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        xp = get_array_module(g)
+        a2 = a[None, :] if a.ndim == 1 else a                  # (..., M, K)
+        b2 = b[:, None] if b.ndim == 1 else b                  # (..., K, P)
+        g2 = g
+        if a.ndim == 1:
+            g2 = xp.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = xp.expand_dims(g2, -1)                        # (..., M, P)
+        ga = sum_to(g2 @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        gb = sum_to(xp.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+@register
+class Linear(Function):
+    """x @ weight.T + bias with weight (out, in), as PyTorch; leading axes folded into one matmul."""
+
+    def forward(self, x, weight, bias):
+        if x.shape[-1] != weight.shape[1]:
+            raise ValueError(f"linear: input of shape {tuple(x.shape)} does not fit weight of shape "
+                             f"{tuple(weight.shape)} (expected last axis {weight.shape[1]})")
+        self.x, self.weight, self.has_bias = x, weight, bias is not None
+        y = x.reshape(-1, x.shape[-1]) @ weight.T              # (N, in) @ (in, out) -> (N, out)
+        if bias is not None:
+            y += bias
+        return y.reshape(*x.shape[:-1], weight.shape[0])       # (..., out)
+
+    def backward(self, g):
+        x, w = self.x, self.weight
+        g2 = g.reshape(-1, w.shape[0])                         # (N, out)
+        gx = (g2 @ w).reshape(x.shape)                         # (..., in)
+        gw = g2.T @ x.reshape(-1, w.shape[1])                  # (out, in)
+        gb = g2.sum(axis=0) if self.has_bias else None
+        return gx, gw, gb
+
+
+@register
+class Cast(Function):
+    """A dtype change; the gradient is cast back."""
+
+    def forward(self, x):
+        self.in_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, g):
+        return g.astype(self.in_dtype)
+
+
+# ============================================================================ reductions
+def _expand(g, in_shape, axis, keepdims):
+    """Reshape a reduced gradient so it broadcasts against the input again."""
+    if axis is None:
+        return g.reshape((1,) * len(in_shape))
+    if not keepdims:
+        shape = list(in_shape)
+        for a in axis:
+            shape[a] = 1
+        g = g.reshape(shape)
+    return g
+
+
+@register
+class Sum(Function):
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x.sum(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return xp.broadcast_to(_expand(g, self.in_shape, self.axis, self.keepdims), self.in_shape)
+
+
+@register
+class Mean(Function):
+    def forward(self, x):
+        self.in_shape = x.shape
+        self.n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
+        return x.mean(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return xp.broadcast_to(_expand(g, self.in_shape, self.axis, self.keepdims) / self.n, self.in_shape)
+
+
+@register
+class Max(Function):
+    """Maximum over axes; ties share the gradient equally."""
+
+    def forward(self, x):
+        y = x.max(axis=self.axis, keepdims=True)
+        self.mask = x == y
+        if self.keepdims:
+            return y
+        return y.reshape(()) if self.axis is None else y.squeeze(axis=self.axis)
+
+    def backward(self, g):
+        mask = self.mask
+        count = mask.sum(axis=self.axis, keepdims=True)
+        g = _expand(g, mask.shape, self.axis, self.keepdims)
+        return (g * mask / count).astype(g.dtype)
+
+
+@register
+class Var(Function):
+    """Variance with `correction` (Bessel's when 1)."""
+
+    def forward(self, x):
+        n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
+        self.denom = n - self.correction
+        if self.denom <= 0:
+            raise ValueError(f"var: {n} elements with correction {self.correction} leave no degrees of freedom")
+        self.xc = x - x.mean(axis=self.axis, keepdims=True)
+        return (self.xc * self.xc).sum(axis=self.axis, keepdims=self.keepdims) / self.denom
+
+    def backward(self, g):
+        g = _expand(g, self.xc.shape, self.axis, self.keepdims)
+        return g * self.xc * (2.0 / self.denom)
+
+
+# ============================================================================ shape ops
+@register
+class Reshape(Function):
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape shape {tuple(x.shape)} ({x.size} elements) "
+                             f"into {self.shape}") from None
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+@register
+class Permute(Function):
+    def forward(self, x):
+        return x.transpose(self.axes)
+
+    def backward(self, g):
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return g.transpose(inverse)
+
+
+def _is_advanced(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(hasattr(i, "shape") and i.ndim > 0 or isinstance(i, (list,)) for i in parts)
+
+
+@register
+class GetItem(Function):
+    """x[index] for slices, integers, None, Ellipsis and integer/boolean arrays.
+
+    Backward scatters the gradient back; repeated indices accumulate (scatter-add).
+    """
+
+    def forward(self, x):
+        self.in_shape, self.dtype_ = x.shape, x.dtype
+        try:
+            return x[self.index]
+        except IndexError as e:
+            raise ValueError(f"index out of range for shape {tuple(x.shape)}: {e}") from None
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        gx = xp.zeros(self.in_shape, dtype=self.dtype_)
+        if _is_advanced(self.index):
+            scatter_add(gx, self.index, g)
+        else:
+            gx[self.index] = g
+        return gx
+
+
+@register
+class Concat(Function):
+    """Join tensors along an existing axis."""
+
+    def forward(self, *xs):
+        xp = get_array_module(xs[0])
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        bounds = [sum(self.sizes[:i + 1]) for i in range(len(self.sizes) - 1)]
+        return tuple(xp.split(g, bounds, axis=self.axis))
+
+
+@register
+class Stack(Function):
+    """Join tensors along a new axis."""
+
+    def forward(self, *xs):
+        xp = get_array_module(xs[0])
+        self.n = len(xs)
+        return xp.stack(xs, axis=self.axis)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return tuple(xp.take(g, i, axis=self.axis) for i in range(self.n))
+
+
+@register
+class Split(Function):
+    """Cut a tensor into pieces along an axis at `bounds` (several outputs)."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        return tuple(xp.split(x, self.bounds, axis=self.axis))
+
+    def backward(self, *gs):
+        xp = get_array_module(gs[0])
+        return xp.concatenate(gs, axis=self.axis)
+
+
+# ============================================================================ elementwise
+@register
+class Exp(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.y = xp.exp(x)
+        return self.y
+
+    def backward(self, g):
+        return g * self.y
+
+
+@register
+class Log(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.x = x
+        return xp.log(x)
+
+    def backward(self, g):
+        return g / self.x
+
+
+@register
+class Sqrt(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.y = xp.sqrt(x)
+        return self.y
+
+    def backward(self, g):
+        return g * 0.5 / self.y
+
+
+@register
+class Tanh(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.y = xp.tanh(x)
+        return self.y
+
+    def backward(self, g):
+        return g * (1.0 - self.y * self.y)
+
+
+@register
+class Relu(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.mask = x > 0
+        return xp.maximum(x, 0)
+
+    def backward(self, g):
+        return g * self.mask
+
+
+_GELU_K = math.sqrt(2.0 / math.pi)
+
+
+@register
+class Gelu(Function):
+    """GPT-2's GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+
+    tanh(u) is computed as 1 - 2 / (exp(2u) + 1): the same function, but NumPy's exp is
+    several times faster than its tanh on float32 (see docs/design.md, Speed).
+    """
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        u = x * x
+        u *= 0.044715
+        u += 1.0
+        u *= x
+        u *= 2.0 * _GELU_K                     # 2u
+        xp.minimum(u, 80.0, out=u)             # tanh(40) == 1 in float32 and float64; no overflow
+        t = xp.exp(u, out=u)
+        t += 1.0
+        t = xp.divide(-2.0, t, out=t)
+        t += 1.0                               # t = tanh(u)
+        self.x, self.t = x, t
+        y = t + 1.0
+        y *= x
+        y *= 0.5
+        return y
+
+    def backward(self, g):
+        x, t = self.x, self.t
+        # dy/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 * 0.044715 x^2)
+        d = x * x
+        d *= 3 * 0.044715
+        d += 1.0
+        d *= x
+        d *= _GELU_K
+        s = t * t
+        s -= 1.0
+        d *= s                                 # -x (1 - t^2) k (1 + 3c x^2)
+        d -= t
+        d -= 1.0
+        d *= -0.5 * g
+        return d
+
+
+@register
+class Softmax(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        y = x - x.max(axis=self.axis, keepdims=True)
+        xp.exp(y, out=y)
+        y /= y.sum(axis=self.axis, keepdims=True)
+        self.y = y
+        return y
+
+    def backward(self, g):
+        y = self.y
+        gx = g * y
+        gx -= y * gx.sum(axis=self.axis, keepdims=True)
+        return gx
+
+
+@register
+class LogSoftmax(Function):
+    def forward(self, x):
+        xp = get_array_module(x)
+        y = x - x.max(axis=self.axis, keepdims=True)
+        y -= xp.log(xp.exp(y).sum(axis=self.axis, keepdims=True))
+        self.y = y
+        return y
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)
+
+
+@register
+class LayerNorm(Function):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis (weight, bias optional)."""
+
+    def forward(self, x, weight, bias):
+        xp = get_array_module(x)
+        mu = x.mean(axis=-1, keepdims=True)
+        xc = x - mu                                            # (..., C)
+        var = (xc * xc).mean(axis=-1, keepdims=True)
+        rstd = 1.0 / xp.sqrt(var + self.eps)                   # (..., 1)
+        xhat = xc
+        xhat *= rstd
+        self.xhat, self.rstd, self.weight = xhat, rstd, weight
+        self.has_bias = bias is not None
+        y = xhat * weight if weight is not None else xhat.copy()
+        if bias is not None:
+            y += bias
+        return y
+
+    def backward(self, g):
+        xhat, rstd, w = self.xhat, self.rstd, self.weight
+        lead = tuple(range(g.ndim - 1))
+        gw = (g * xhat).sum(axis=lead) if w is not None else None
+        gb = g.sum(axis=lead) if self.has_bias else None
+        gxhat = g * w if w is not None else g
+        # dx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))
+        gx = gxhat - gxhat.mean(axis=-1, keepdims=True)
+        gx -= xhat * (gxhat * xhat).mean(axis=-1, keepdims=True)
+        gx *= rstd
+        return gx, gw, gb
+
+
+@register
+class Embedding(Function):
+    """weight[idx]: a gather; backward scatter-adds rows (repeated ids accumulate)."""
+
+    def forward(self, idx, weight):
+        self.idx, self.wshape, self.wdtype = idx, weight.shape, weight.dtype
+        return weight[idx]                                     # (*idx.shape, C)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        gw = xp.zeros(self.wshape, dtype=self.wdtype)
+        scatter_add(gw, self.idx.reshape(-1), g.reshape(-1, self.wshape[1]))
+        if getattr(self, "padding_idx", None) is not None:
+            gw[self.padding_idx] = 0
+        return None, gw
+
+
+@register
+class Dropout(Function):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+
+    def forward(self, x):
+        gen = get_generator(device_of(x))
+        keep = gen.uniform(x.shape, dtype=x.dtype) >= self.p
+        self.mask = keep * (1.0 / (1.0 - self.p))
+        self.mask = self.mask.astype(x.dtype, copy=False)
+        return x * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+@register
+class Where(Function):
+    """where(cond, a, b): a where cond is true, else b (a and b tensors or scalars)."""
+
+    def forward(self, cond, a, b):
+        xp = get_array_module(cond)
+        self.cond, self.sa, self.sb = cond, _shape(a), _shape(b)
+        return xp.where(cond, a, b)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        zero = g.dtype.type(0)
+        ga = sum_to(xp.where(self.cond, g, zero), self.sa) if self.sa is not None else None
+        gb = sum_to(xp.where(self.cond, zero, g), self.sb) if self.sb is not None else None
+        return None, ga, gb
+
+
+@register
+class CrossEntropy(Function):
+    """Fused log-softmax + negative log-likelihood over (N, V) logits and (N,) integer targets.
+
+    Backward is softmax minus 1 at the targets, scaled: no one-hot is ever built.
+    """
+
+    def forward(self, logits, targets):
+        xp = get_array_module(logits)
+        n, v = logits.shape
+        valid = targets != self.ignore_index
+        safe = xp.where(valid, targets, 0)
+        if n:
+            lo, hi = int(safe.min()), int(safe.max())
+            if lo < 0 or hi >= v:
+                bad = lo if lo < 0 else hi
+                raise ValueError(f"cross_entropy: target id {bad} is outside the vocabulary [0, {v})")
+        m = logits.max(axis=1, keepdims=True)
+        z = logits - m                                         # (N, V)
+        p = xp.exp(z)
+        s = p.sum(axis=1, keepdims=True)
+        p /= s                                                 # softmax, kept for backward
+        rows = xp.arange(n)
+        nll = xp.log(s[:, 0]) - z[rows, safe]                  # (N,)
+        nll *= valid
+        self.p, self.safe, self.valid = p, safe, valid
+        if self.reduction == "none":
+            return nll
+        total = nll.sum()
+        if self.reduction == "sum":
+            return total
+        self.count = int(valid.sum())
+        return total / max(self.count, 1)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        p, safe, valid = self.p, self.safe, self.valid
+        gx = p.copy() if self.retained else p                  # reuse softmax's buffer when we may
+        gx[xp.arange(len(safe)), safe] -= 1.0
+        if self.reduction == "none":
+            scale = (g * valid)[:, None]
+        elif self.reduction == "sum":
+            scale = (g * valid)[:, None]
+        else:
+            scale = (g / max(self.count, 1)) * valid[:, None]
+        gx *= scale.astype(gx.dtype, copy=False)
+        return gx, None
