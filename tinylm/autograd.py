@@ -134,8 +134,9 @@ class Function:
 
     def release(self):
         """Drop everything saved for backward (called after backward unless retain_graph)."""
+        n_out, out_meta = self.n_out, self.out_meta
         self.__dict__.clear()
-        self.freed = True
+        self.n_out, self.out_meta, self.freed = n_out, out_meta, True
 
     @property
     def name(self):

@@ -60,7 +60,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         x = inputs[i]
         analytic = backend.to_numpy(x.grad) if x.grad is not None else np.zeros(x.shape)
         numeric = np.zeros(x.shape)
-        x.data = backend.get_array_module(x.data).ascontiguousarray(x.data)
+        x.data = x.data.copy()  # C-contiguous, same shape (0-d stays 0-d)
         flat = x.data.reshape(-1)  # a view of contiguous data: perturbing it perturbs x
         for j in range(x.size):
             orig = float(flat[j])

@@ -109,11 +109,14 @@ class MatMul(Function):
         xp = get_array_module(g)
         a2 = a[None, :] if a.ndim == 1 else a                  # (..., M, K)
         b2 = b[:, None] if b.ndim == 1 else b                  # (..., K, P)
-        g2 = g
-        if a.ndim == 1:
-            g2 = xp.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = xp.expand_dims(g2, -1)                        # (..., M, P)
+        if a.ndim == 1 and b.ndim == 1:
+            g2 = g.reshape(1, 1)
+        elif a.ndim == 1:
+            g2 = xp.expand_dims(g, -2)
+        elif b.ndim == 1:
+            g2 = xp.expand_dims(g, -1)
+        else:
+            g2 = g                                             # (..., M, P)
         ga = sum_to(g2 @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
         gb = sum_to(xp.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return ga, gb
@@ -392,6 +395,8 @@ class Gelu(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        self.shape = x.shape
+        x = x.reshape(-1)                      # 1-D, so in-place steps never meet NumPy scalars
         u = x * x
         u *= 0.044715
         u += 1.0
@@ -406,7 +411,7 @@ class Gelu(Function):
         y = t + 1.0
         y *= x
         y *= 0.5
-        return y
+        return y.reshape(self.shape)
 
     def backward(self, g):
         x, t = self.x, self.t
@@ -421,8 +426,9 @@ class Gelu(Function):
         d *= s                                 # -x (1 - t^2) k (1 + 3c x^2)
         d -= t
         d -= 1.0
-        d *= -0.5 * g
-        return d
+        d *= g.reshape(-1)
+        d *= -0.5
+        return d.reshape(self.shape)
 
 
 @register

@@ -62,7 +62,11 @@ class StrictArray:
         return self._a.__index__()
 
     def __getattr__(self, name):
-        # attributes (shape, dtype, ndim, size, T, ...) and methods (reshape, sum, ...)
+        # attributes (shape, dtype, ndim, size, T, ...) and methods (reshape, sum, ...); never
+        # the NumPy protocols (__array_interface__, __array_struct__, __dlpack__), which
+        # would let NumPy read the data behind our back
+        if name.startswith("__"):
+            raise AttributeError(name)
         value = getattr(self._a, name)
         if callable(value):
             def method(*args, **kwargs):

@@ -1,0 +1,97 @@
+"""Devices: names, the strict device's CuPy rules, moving tensors, seeded generators, GPU errors."""
+import numpy as np
+import pytest
+
+import tinylm as tl
+from tinylm import backend
+from tinylm.strict import StrictArray, xp as sxp
+
+
+@pytest.mark.parametrize("name, canonical", [("cpu", "cpu"), ("gpu", "cuda:0"), ("cuda", "cuda:0"),
+                                             ("cuda:1", "cuda:1"), ("CPU", "cpu"), ("strict", "strict")])
+def test_device_names(name, canonical):
+    assert backend.parse_device(name) == canonical
+
+
+def test_bad_device_names():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        backend.parse_device("tpu")
+    with pytest.raises(TypeError):
+        backend.parse_device(3)
+
+
+def test_strict_arrays_refuse_implicit_numpy():
+    a = sxp.ones(3)
+    assert isinstance(a, StrictArray)
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(a)
+    with pytest.raises(TypeError):
+        np.exp(a)
+    with pytest.raises(TypeError):
+        np.concatenate([a, a])
+    with pytest.raises(TypeError, match="mixed"):
+        a + np.ones(3)
+    with pytest.raises(TypeError):
+        np.ones(3) + a
+    with pytest.raises(TypeError, match="mixed"):
+        sxp.where(a > 0, a, np.zeros(3))
+    # what CuPy allows: Python and NumPy scalars, explicit copies
+    assert isinstance(a * 2.0 + np.float32(1.0), StrictArray)
+    assert isinstance(a.sum(), StrictArray) and float(a.sum()) == 3.0
+    np.testing.assert_array_equal(a.get(), np.ones(3))
+
+
+def test_strict_inplace_and_out_keep_the_array():
+    a = sxp.zeros(3, dtype=np.float32)
+    b = a
+    a += 1.0
+    sxp.exp(a, out=a)
+    assert b is a and a.dtype == np.float32
+    np.testing.assert_allclose(a.get(), np.e)
+
+
+def test_to_moves_between_devices_and_keeps_values():
+    x = tl.randn(2, 3)
+    s = x.to("strict")
+    assert s.device == "strict" and isinstance(s.data, StrictArray)
+    back = s.to("cpu")
+    np.testing.assert_array_equal(back.numpy(), x.numpy())
+    assert x.to("cpu") is x
+
+
+def test_same_seed_same_numbers_and_strict_matches_cpu():
+    tl.manual_seed(42)
+    a = tl.randn(5).numpy()
+    tl.manual_seed(42)
+    b = tl.randn(5).numpy()
+    c = tl.randn(5).numpy()
+    tl.manual_seed(42)
+    s = tl.randn(5, device="strict").numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(b, c)
+    np.testing.assert_array_equal(a, s)
+    assert a.dtype == np.float32
+
+
+def test_manual_seed_rejects_bad_seeds():
+    with pytest.raises(ValueError):
+        tl.manual_seed(-1)
+
+
+@pytest.mark.skipif(backend.gpu_available(), reason="a GPU is present")
+def test_gpu_without_cupy_or_cuda_says_how_to_install():
+    with pytest.raises(RuntimeError, match=r"gpu.*(extra|CUDA)"):
+        tl.zeros(2, device="gpu")
+
+
+def test_factories(device):
+    assert tl.zeros(2, 3, device=device).shape == (2, 3)
+    assert tl.ones((2,), device=device).dtype == np.float32
+    assert tl.arange(5, device=device).tolist() == [0, 1, 2, 3, 4]
+    assert tl.full((2, 2), 7.0, device=device).numpy().sum() == 28
+    t = tl.from_numpy(np.arange(3, dtype=np.int64), device=device)
+    assert t.dtype == np.int64 and t.device == device
+    with pytest.raises(TypeError):
+        tl.from_numpy([1, 2])
+    with pytest.raises(TypeError, match="floating-point"):
+        tl.tensor([1, 2], requires_grad=True)

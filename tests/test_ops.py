@@ -1,0 +1,293 @@
+"""Every registered op passes a float64 gradient check over hypothesis-drawn shapes and values,
+on every test device; a registered op without a case here fails the suite."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tinylm as tl
+import tinylm.functional as F
+from tinylm.autograd import OPS
+
+from strategies import shapes, broadcast_pair, seeds, values, leaf
+
+
+def _pair(draw, device, low=-2.0, high=2.0, away=0.0):
+    sa, sb = draw(broadcast_pair())
+    s = draw(seeds)
+    return leaf(values(s, sa, low, high, away), device), leaf(values(s + 1, sb, low, high, away), device)
+
+
+def _one(draw, device, low=-2.0, high=2.0, away=0.0, min_dims=0, max_dims=4):
+    shape = draw(shapes(min_dims=min_dims, max_dims=max_dims))
+    return leaf(values(draw(seeds), shape, low, high, away), device)
+
+
+def _axis(draw, ndim):
+    """None, one axis or a tuple of axes of an `ndim`-axis tensor."""
+    if ndim == 0:
+        return None
+    return draw(st.one_of(st.none(), st.integers(-ndim, ndim - 1),
+                          st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(tuple)))
+
+
+def case_add(draw, device):
+    a, b = _pair(draw, device)
+    return (lambda a, b: a + b), (a, b)
+
+
+def case_sub(draw, device):
+    a, b = _pair(draw, device)
+    if draw(st.booleans()):
+        return (lambda a, b: 2.5 - a - b), (a, b)
+    return (lambda a, b: a - b), (a, b)
+
+
+def case_mul(draw, device):
+    a, b = _pair(draw, device)
+    return (lambda a, b: a * b * 3.0), (a, b)
+
+
+def case_div(draw, device):
+    a, b = _pair(draw, device, 0.5, 2.0)
+    return (lambda a, b: a / b + 1.0 / b), (a, b)
+
+
+def case_neg(draw, device):
+    return (lambda x: -x), (_one(draw, device),)
+
+
+def case_pow(draw, device):
+    p = draw(st.sampled_from([2, 3, 0.5, -1.5]))
+    return (lambda x: x ** p), (_one(draw, device, 0.5, 2.0),)
+
+
+def case_matmul(draw, device):
+    kind = draw(st.sampled_from(["1d1d", "1d2d", "2d1d", "2d2d", "batched", "broadcast"]))
+    m, k, n, b = (draw(st.integers(1, 4)) for _ in range(4))
+    s = draw(seeds)
+    sa, sb = {"1d1d": ((k,), (k,)), "1d2d": ((k,), (k, n)), "2d1d": ((m, k), (k,)),
+              "2d2d": ((m, k), (k, n)), "batched": ((b, m, k), (b, k, n)),
+              "broadcast": ((b, 1, m, k), (2, k, n))}[kind]
+    return (lambda a, b: a @ b), (leaf(values(s, sa), device), leaf(values(s + 1, sb), device))
+
+
+def case_linear(draw, device):
+    x = _one(draw, device, min_dims=1, max_dims=3)
+    n = draw(st.integers(1, 4))
+    s = draw(seeds)
+    w = leaf(values(s, (n, x.shape[-1])), device)
+    if draw(st.booleans()):
+        return (lambda x, w, b: F.linear(x, w, b)), (x, w, leaf(values(s + 1, (n,)), device))
+    return (lambda x, w: F.linear(x, w)), (x, w)
+
+
+def case_cast(draw, device):
+    return (lambda x: x.astype(np.float64) * 2.0), (_one(draw, device),)
+
+
+def case_sum(draw, device):
+    x = _one(draw, device)
+    axis, keep = _axis(draw, x.ndim), draw(st.booleans())
+    return (lambda x: x.sum(axis=axis, keepdims=keep)), (x,)
+
+
+def case_mean(draw, device):
+    x = _one(draw, device)
+    axis, keep = _axis(draw, x.ndim), draw(st.booleans())
+    return (lambda x: x.mean(axis=axis, keepdims=keep)), (x,)
+
+
+def case_max(draw, device):
+    x = _one(draw, device)
+    axis, keep = _axis(draw, x.ndim), draw(st.booleans())
+    return (lambda x: x.max(axis=axis, keepdims=keep)), (x,)
+
+
+def case_var(draw, device):
+    x = _one(draw, device, min_dims=1)
+    axis, keep = _axis(draw, x.ndim), draw(st.booleans())
+    n = x.size if axis is None else math.prod(x.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
+    corr = draw(st.sampled_from([0, 1])) if n > 1 else 0
+    return (lambda x: x.var(axis=axis, keepdims=keep, correction=corr)), (x,)
+
+
+def case_reshape(draw, device):
+    x = _one(draw, device)
+    shape = (-1,) if x.ndim == 0 else (x.shape[-1], -1)
+    return (lambda x: x.reshape(*shape) * 2.0), (x,)
+
+
+def case_permute(draw, device):
+    x = _one(draw, device)
+    perm = draw(st.permutations(range(x.ndim)))
+    return (lambda x: x.permute(*perm)), (x,)
+
+
+def case_getitem(draw, device):
+    x = _one(draw, device, min_dims=1)
+    kind = draw(st.sampled_from(["slice", "int", "array", "newaxis"]))
+    n = x.shape[0]
+    if kind == "slice":
+        index = slice(draw(st.integers(0, n - 1)), None, draw(st.integers(1, 2)))
+    elif kind == "int":
+        index = draw(st.integers(-n, n - 1))
+    elif kind == "newaxis":
+        index = (None, Ellipsis, 0)
+    else:  # repeated indices must accumulate (scatter-add)
+        ids = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=6))
+        index = tl.tensor(np.array(ids), device=device)
+    return (lambda x: x[index]), (x,)
+
+
+def case_concat(draw, device):
+    x = _one(draw, device, min_dims=1)
+    axis = draw(st.integers(0, x.ndim - 1))
+    shape = list(x.shape)
+    shape[axis] = draw(st.integers(1, 3))
+    y = leaf(values(draw(seeds), tuple(shape)), device)
+    return (lambda x, y: F.concat([x, y, x], axis=axis)), (x, y)
+
+
+def case_stack(draw, device):
+    x = _one(draw, device)
+    y = leaf(values(draw(seeds), x.shape), device)
+    axis = draw(st.integers(0, x.ndim))
+    return (lambda x, y: F.stack([x, y], axis=axis)), (x, y)
+
+
+def case_split(draw, device):
+    x = _one(draw, device, min_dims=1)
+    axis = draw(st.integers(0, x.ndim - 1))
+    size = draw(st.integers(1, max(1, x.shape[axis])))
+    return (lambda x: F.split(x, size, axis=axis)), (x,)
+
+
+def case_exp(draw, device):
+    return (lambda x: x.exp()), (_one(draw, device),)
+
+
+def case_log(draw, device):
+    return (lambda x: x.log()), (_one(draw, device, 0.2, 3.0),)
+
+
+def case_sqrt(draw, device):
+    return (lambda x: x.sqrt()), (_one(draw, device, 0.2, 3.0),)
+
+
+def case_tanh(draw, device):
+    return (lambda x: x.tanh()), (_one(draw, device),)
+
+
+def case_relu(draw, device):
+    return (lambda x: x.relu()), (_one(draw, device, away=0.05),)
+
+
+def case_gelu(draw, device):
+    return (lambda x: x.gelu()), (_one(draw, device, -4.0, 4.0),)
+
+
+def case_softmax(draw, device):
+    x = _one(draw, device, min_dims=1)
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    return (lambda x: F.softmax(x, axis=axis)), (x,)
+
+
+def case_logsoftmax(draw, device):
+    x = _one(draw, device, min_dims=1)
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    return (lambda x: F.log_softmax(x, axis=axis)), (x,)
+
+
+def case_layernorm(draw, device):
+    x = _one(draw, device, min_dims=1)
+    c = x.shape[-1]
+    if c == 1:  # a single channel normalises to 0: only the bias matters
+        return (lambda x, b: F.layer_norm(x, None, b)), (x, leaf(values(draw(seeds), (c,)), device))
+    s = draw(seeds)
+    return (lambda x, w, b: F.layer_norm(x, w, b)), (x, leaf(values(s, (c,)), device), leaf(values(s + 1, (c,)), device))
+
+
+def case_embedding(draw, device):
+    v, c = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    idx_shape = draw(shapes(min_dims=1, max_dims=2))
+    ids = np.random.default_rng(draw(seeds)).integers(0, v, size=idx_shape)  # repeats accumulate
+    idx = tl.tensor(ids, device=device)
+    w = leaf(values(draw(seeds), (v, c)), device)
+    return (lambda w: F.embedding(idx, w)), (w,)
+
+
+def test_embedding_padding_row_gets_no_gradient(device):
+    w = tl.randn(5, 3, device=device, requires_grad=True)
+    idx = tl.tensor([[1, 0, 1], [4, 0, 2]], device=device)
+    (F.embedding(idx, w, padding_idx=0) * 2.0).sum().backward()
+    g = w.grad.get() if hasattr(w.grad, "get") else w.grad
+    assert np.all(g[0] == 0) and np.all(g[1] == 4.0) and np.all(g[3] == 0)  # row 1 used twice
+
+
+def case_dropout(draw, device):
+    x = _one(draw, device)
+    p = draw(st.sampled_from([0.1, 0.5]))
+
+    def fn(x):
+        tl.manual_seed(7)  # the same mask at every evaluation
+        return F.dropout(x, p, training=True)
+    return fn, (x,)
+
+
+def case_where(draw, device):
+    a, b = _pair(draw, device)
+    cond_shape = np.broadcast_shapes(a.shape, b.shape)
+    cond = tl.tensor(np.random.default_rng(draw(seeds)).random(cond_shape) < 0.5, device=device)
+    if draw(st.booleans()):
+        return (lambda a: F.where(cond, a, -1.5)), (a,)
+    return (lambda a, b: F.where(cond, a, b)), (a, b)
+
+
+def case_crossentropy(draw, device):
+    n, v = draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    t = np.random.default_rng(draw(seeds)).integers(0, v, size=n)
+    if n > 1 and draw(st.booleans()):
+        t[0] = -100  # ignored
+    targets = tl.tensor(t, device=device)
+    logits = leaf(values(draw(seeds), (n, v), -3, 3), device)
+    return (lambda x: F.cross_entropy(x, targets, reduction=reduction)), (logits,)
+
+
+CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def test_every_registered_op_has_a_gradient_case():
+    missing = sorted(set(OPS) - set(CASES))
+    assert not missing, f"registered ops without a gradient property test: {missing}"
+    assert not sorted(set(CASES) - set(OPS)), "a case names an op that is not registered"
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+@settings(max_examples=12)
+@given(data=st.data())
+def test_gradients(op, device, data):
+    fn, inputs = CASES[op](data.draw, device)
+    tl.gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+@settings(max_examples=3)
+@given(data=st.data())
+def test_float32_in_float32_out(op, device, data):
+    fn, inputs = CASES[op](data.draw, device)
+    inputs = [tl.tensor(x.numpy().astype(np.float32), device=device, requires_grad=True)
+              if isinstance(x, tl.Tensor) and x.dtype == np.float64 else x for x in inputs]
+    if op == "cast":
+        fn = (lambda x: x.astype(np.float32) * 2.0)
+    outs = fn(*inputs)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+    for o in outs:
+        assert o.dtype == np.float32, f"{op} gave {o.dtype} for float32 inputs"
+    total = sum((o * o).sum() for o in outs)
+    total.backward()
+    for x in inputs:
+        if isinstance(x, tl.Tensor) and x.requires_grad:
+            assert x.grad.dtype == np.float32, f"{op} gradient is {x.grad.dtype}"
