@@ -1,0 +1,385 @@
+"""Optimizers: SGD (momentum), Adam, AdamW, RMSprop; gradient clipping; warmup + cosine LR.
+
+Owns the parameter update. An optimizer holds `param_groups`, a list of dicts with "params"
+(a list of Tensors), "lr", "weight_decay" and the algorithm's other settings, as in PyTorch,
+and per-parameter `state` (moment buffers and a step count). `step()` updates every parameter
+that has a gradient, in place, with whole-array ops on the parameter's own device and in its
+own dtype (float32 stays float32: the scalars are Python floats, which never upcast). The only
+Python loop is over parameters; the bias corrections are folded into two scalars, so AdamW is
+a handful of passes over each parameter:
+
+    m = b1 m + (1 - b1) g                  v = b2 v + (1 - b2) g^2
+    p = p (1 - lr wd)                      p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
+
+with bc1 = 1 - b1^t and bc2 = 1 - b2^t at step t (PyTorch's formulation, same numbers).
+
+`state_dict()` is plain data: raw arrays plus JSON-able scalars, the per-parameter state as a
+list in parameter order, so tinylm/checkpoint.py can store it in an .npz without pickle.
+The LR schedule is a pure function of the step (`cosine_lr`), so a resumed run needs only the
+step to get its learning rate back.
+
+Leaves out: AMSGrad, centered RMSprop, fused multi-tensor kernels, closures in `step()`,
+learning-rate scheduler objects with their own state (the schedule is stateless).
+Reference: PyTorch's torch.optim docs (SGD, Adam, AdamW, RMSprop; clip_grad_norm_), and
+nanoGPT's train.py (`get_lr`) and model.py (`configure_optimizers`).
+"""
+import math
+
+from . import backend
+from .autograd import Tensor
+
+
+# ---------------------------------------------------------------------------- helpers
+def _check(name, value, low=0.0, high=None, high_open=False):
+    """A hyperparameter must be a real number in [low, high] (or [low, high)); else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < low or (high is not None and (value >= high if high_open else value > high)):
+        bound = "" if high is None else (f" and < {high}" if high_open else f" and <= {high}")
+        raise ValueError(f"invalid {name} {value!r}: must be >= {low}{bound}")
+    return value
+
+
+def _as_params(params, where):
+    """A list of Tensors from a Tensor or an iterable of Tensors; TypeError naming anything else."""
+    if isinstance(params, Tensor):
+        return [params]
+    if isinstance(params, (str, bytes, dict)):
+        raise TypeError(f"{where}: params must be an iterable of Tensors, got {type(params).__name__}")
+    out = list(params)
+    for i, p in enumerate(out):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{where}: params[{i}] is a {type(p).__name__}, not a Tensor")
+    return out
+
+
+def param_groups(named_parameters, weight_decay):
+    """nanoGPT's two groups: tensors with ndim >= 2 (matmul weights, embeddings) decay; biases and norms don't."""
+    items = named_parameters.items() if isinstance(named_parameters, dict) else named_parameters
+    params = [p for _, p in items if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    return [{"params": decay, "weight_decay": float(weight_decay)},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ---------------------------------------------------------------------------- base class
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, zero_grad(), state_dict()/load_state_dict()."""
+
+    def __init__(self, params, defaults):
+        self.defaults = defaults
+        self.param_groups = []
+        self.state = {}  # Tensor -> dict of arrays and a Python int "step"
+        self._scratch = {}  # Tensor -> one work buffer of its shape (not part of the state)
+        params = list(params) if not isinstance(params, Tensor) else [params]
+        groups = params if params and all(isinstance(g, dict) for g in params) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+        if not any(g["params"] for g in self.param_groups):
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+
+    def add_param_group(self, group):
+        """Add a dict with "params" and optional settings (missing ones take the defaults)."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"a parameter group must be a dict with a 'params' entry, got {group!r:.80}")
+        name = type(self).__name__
+        group = {**self.defaults, **group, "params": _as_params(group["params"], name)}
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{name}: unknown setting(s) {sorted(unknown)} in a parameter group")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in group["params"]:
+            if id(p) in seen:
+                raise ValueError(f"{name}: a parameter of shape {p.shape} appears in more than one group")
+            if p.dtype.kind != "f":
+                raise TypeError(f"{name}: can only optimise floating-point tensors, got dtype {p.dtype}")
+            seen.add(id(p))
+        self._validate(group)
+        self.param_groups.append(group)
+
+    def _validate(self, group):
+        _check("lr", group["lr"])
+        _check("weight_decay", group["weight_decay"])
+
+    def zero_grad(self, set_to_none=True):
+        """Clear every parameter's gradient (None by default; zeros in place with set_to_none=False)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad[...] = 0
+
+    def _buffer(self, p):
+        """A reusable work array shaped like p (saves an allocation per parameter per step)."""
+        buf = self._scratch.get(p)
+        if buf is None or buf.shape != p.data.shape or backend.device_of(buf) != p.device:
+            buf = self._scratch[p] = backend.array_module(p.device).empty_like(p.data)
+        return buf
+
+    def _params_with_grad(self, group):
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if tuple(p.grad.shape) != p.shape or backend.device_of(p.grad) != p.device:
+                raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(p.grad.shape)} on "
+                                 f"'{backend.device_of(p.grad)}' for a parameter of shape {p.shape} on '{p.device}'")
+            yield p, p.data, p.grad.astype(p.dtype, copy=False)
+
+    def step(self):
+        """Update every parameter that has a gradient, in place."""
+        for group in self.param_groups:
+            for p, w, g in self._params_with_grad(group):
+                self._update(group, p, w, g, self.state.setdefault(p, {}))
+
+    def _update(self, group, p, w, g, state):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def state_dict(self):
+        """{"state": [per-parameter dict of arrays and ints, in parameter order], "param_groups": [settings + param indices]}.
+
+        The arrays are the live buffers (as in PyTorch): save or copy them before stepping again.
+        """
+        flat = [p for g in self.param_groups for p in g["params"]]
+        groups, start = [], 0
+        for g in self.param_groups:
+            settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items() if k != "params"}
+            groups.append({**settings, "params": list(range(start, start + len(g["params"])))})
+            start += len(g["params"])
+        return {"state": [dict(self.state.get(p, {})) for p in flat], "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore settings and buffers saved by `state_dict()`; arrays move to each parameter's device."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'")
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: saved state has {len(saved_groups)} parameter group(s), "
+                             f"this optimizer has {len(self.param_groups)}")
+        for i, (sg, g) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(sg["params"]) != len(g["params"]):
+                raise ValueError(f"{name}.load_state_dict: group {i} has {len(sg['params'])} saved parameters, "
+                                 f"{len(g['params'])} here")
+        flat = [p for g in self.param_groups for p in g["params"]]
+        if len(saved_state) != len(flat):
+            raise ValueError(f"{name}.load_state_dict: {len(saved_state)} saved parameter states for {len(flat)} parameters")
+        new_state = {}
+        for i, (p, saved) in enumerate(zip(flat, saved_state)):
+            if not saved:
+                continue
+            st = {}
+            for key, value in saved.items():
+                if key == "step":                              # the only scalar; every other entry is an array
+                    st[key] = int(value)
+                    continue
+                if tuple(getattr(value, "shape", ())) != p.shape or not hasattr(value, "dtype"):
+                    raise ValueError(f"{name}.load_state_dict: state '{key}' of parameter {i} has shape "
+                                     f"{tuple(getattr(value, 'shape', ()))}, the parameter has shape {p.shape}")
+                arr = backend.to_device(value, p.device)
+                st[key] = arr.astype(p.dtype, copy=True)       # own copy: never alias the caller's arrays
+            new_state[p] = st
+        settings = []
+        for i, sg in enumerate(saved_groups):
+            unknown = set(sg) - set(self.defaults) - {"params"}
+            if unknown:
+                raise ValueError(f"{name}.load_state_dict: group {i} has unknown setting(s) {sorted(unknown)}")
+            s = {k: tuple(v) if isinstance(self.defaults[k], tuple) else v for k, v in sg.items() if k != "params"}
+            self._validate({**self.param_groups[i], **s})      # check everything before changing anything
+            settings.append(s)
+        for g, s in zip(self.param_groups, settings):
+            g.update(s)
+            self._validate(g)
+        self.state = new_state
+        self._scratch = {}
+
+
+# ---------------------------------------------------------------------------- algorithms
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay (PyTorch's SGD)."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _validate(self, group):
+        super()._validate(group)
+        _check("momentum", group["momentum"])
+        _check("dampening", group["dampening"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: nesterov momentum needs momentum > 0 and dampening 0, "
+                             f"got momentum {group['momentum']} and dampening {group['dampening']}")
+
+    def _update(self, group, p, w, g, state):
+        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+        if wd:
+            g = g + wd * w                                     # L2 penalty in the gradient (out of place)
+        if mu:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()      # first step: the buffer is the gradient
+            else:
+                buf *= mu
+                buf += (1.0 - group["dampening"]) * g
+            g = g + mu * buf if group["nesterov"] else buf
+        state["step"] = state.get("step", 0) + 1
+        tmp = self._buffer(p)
+        backend.get_array_module(w).multiply(g, lr, out=tmp)
+        w -= tmp
+
+
+class Adam(Optimizer):
+    """Adam with bias correction; weight_decay is the L2 kind, added to the gradient (PyTorch's Adam)."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def _validate(self, group):
+        super()._validate(group)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = (_check("beta1", betas[0], 0.0, 1.0, True), _check("beta2", betas[1], 0.0, 1.0, True))
+        _check("eps", group["eps"])
+
+    def _update(self, group, p, w, g, state):
+        xp = backend.get_array_module(w)
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if not state:
+            state.update(step=0, exp_avg=xp.zeros_like(w), exp_avg_sq=xp.zeros_like(w))
+        state["step"] += 1
+        t, m, v, tmp = state["step"], state["exp_avg"], state["exp_avg_sq"], self._buffer(p)
+        if wd and self.decoupled:
+            w *= 1.0 - lr * wd                                 # AdamW: decay the weights, not the gradient
+        elif wd:
+            g = g + wd * w                                     # Adam: L2 penalty in the gradient
+        m *= b1                                                # m = b1 m + (1 - b1) g
+        xp.multiply(g, 1.0 - b1, out=tmp)
+        m += tmp
+        v *= b2                                                # v = b2 v + (1 - b2) g^2
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        xp.sqrt(v, out=tmp)                                    # denom = sqrt(v_hat) + eps, in tmp
+        tmp *= 1.0 / math.sqrt(bc2)
+        tmp += eps
+        xp.divide(m, tmp, out=tmp)                             # m / denom
+        tmp *= lr / bc1                                        # bias correction of m folded into the step
+        w -= tmp
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, p *= 1 - lr * wd before the Adam step (Loshchilov & Hutter)."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop: divide the gradient by a running RMS of its recent magnitudes; optional momentum (PyTorch's)."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum))
+
+    def _validate(self, group):
+        super()._validate(group)
+        _check("alpha", group["alpha"], 0.0, 1.0)
+        _check("eps", group["eps"])
+        _check("momentum", group["momentum"])
+
+    def _update(self, group, p, w, g, state):
+        xp = backend.get_array_module(w)
+        lr, alpha, eps, wd, mu = (group[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum"))
+        if not state:
+            state.update(step=0, square_avg=xp.zeros_like(w))
+            if mu:
+                state["momentum_buffer"] = xp.zeros_like(w)
+        state["step"] += 1
+        if wd:
+            g = g + wd * w
+        sq, tmp = state["square_avg"], self._buffer(p)
+        sq *= alpha                                            # sq = alpha sq + (1 - alpha) g^2
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1.0 - alpha
+        sq += tmp
+        xp.sqrt(sq, out=tmp)
+        tmp += eps
+        xp.divide(g, tmp, out=tmp)                             # g / (sqrt(sq) + eps)
+        if mu:
+            buf = state["momentum_buffer"]
+            buf *= mu
+            buf += tmp
+            xp.multiply(buf, lr, out=tmp)
+        else:
+            tmp *= lr
+        w -= tmp
+
+
+# ---------------------------------------------------------------------------- clipping
+def clip_grad_norm_(params, max_norm, eps=1e-6):
+    """Scale all gradients together so their global L2 norm is at most max_norm; return the norm before clipping."""
+    max_norm = _check("max_norm", max_norm)
+    grads = [p.grad for p in _as_params(params, "clip_grad_norm_") if p.grad is not None]
+    if not grads:
+        return 0.0
+    devices = {backend.device_of(g) for g in grads}
+    if len(devices) > 1:
+        raise ValueError(f"clip_grad_norm_: gradients on several devices {sorted(devices)}")
+    xp = backend.get_array_module(grads[0])
+    sq = [xp.vdot(g.ravel(), g.ravel()) if g.ndim else g * g for g in grads]  # one 0-d sum of squares each
+    total = float(xp.sqrt(xp.stack(sq).sum()))                # one device -> host sync
+    coef = max_norm / (total + eps)
+    if coef < 1.0:                                             # False for nan/inf: gradients left as they are
+        for g in grads:
+            g *= coef
+    return total
+
+
+# ---------------------------------------------------------------------------- LR schedule
+def cosine_lr(step, max_lr, warmup, total, min_lr=0.0):
+    """Linear warmup to max_lr over `warmup` steps, cosine decay to min_lr at `total`, then min_lr (nanoGPT's get_lr).
+
+    Step 0 gets max_lr / (warmup + 1), step warmup - 1 gets max_lr * warmup / (warmup + 1),
+    step warmup gets max_lr, step total and later get min_lr.
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"cosine_lr: step must be a non-negative int, got {step!r}")
+    if not 0 <= warmup < total:
+        raise ValueError(f"cosine_lr: need 0 <= warmup < total, got warmup {warmup} and total {total}")
+    if step < warmup:
+        return max_lr * (step + 1) / (warmup + 1)
+    if step >= total:
+        return min_lr
+    ratio = (step - warmup) / (total - warmup)                 # 0 at the peak, 1 at the end
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
+
+
+class CosineLR:
+    """The warmup + cosine schedule as an object; `sched.apply(opt, step)` sets every group's lr and returns it."""
+
+    def __init__(self, max_lr, warmup, total, min_lr=0.0):
+        self.max_lr, self.warmup, self.total, self.min_lr = max_lr, warmup, total, min_lr
+        cosine_lr(0, max_lr, warmup, total, min_lr)            # validate now, not at the first step
+
+    def __call__(self, step):
+        """The learning rate at `step`."""
+        return cosine_lr(step, self.max_lr, self.warmup, self.total, self.min_lr)
+
+    def apply(self, optimizer, step):
+        """Set the lr of every parameter group of `optimizer` for `step`; return it."""
+        lr = self(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "param_groups", "clip_grad_norm_",
+           "cosine_lr", "CosineLR"]
