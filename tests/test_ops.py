@@ -256,6 +256,22 @@ def case_crossentropy(draw, device):
     return (lambda x: F.cross_entropy(x, targets, reduction=reduction)), (logits,)
 
 
+def case_attention(draw, device):
+    b, h, t, d = (draw(st.integers(1, 3)) for _ in range(4))
+    s_len = t + draw(st.integers(0, 2))  # more keys than queries: a KV cache
+    seed = draw(seeds)
+    q = leaf(values(seed, (b, h, t, d)), device)
+    k = leaf(values(seed + 1, (b, h, s_len, d)), device)
+    v = leaf(values(seed + 2, (b, h, s_len, d)), device)
+    causal = draw(st.booleans())
+    p = draw(st.sampled_from([0.0, 0.3]))
+
+    def fn(q, k, v):
+        tl.manual_seed(3)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=p)
+    return fn, (q, k, v)
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
@@ -291,3 +307,28 @@ def test_float32_in_float32_out(op, device, data):
     for x in inputs:
         if isinstance(x, tl.Tensor) and x.requires_grad:
             assert x.grad.dtype == np.float32, f"{op} gradient is {x.grad.dtype}"
+
+
+
+@settings(max_examples=15)
+@given(data=st.data())
+def test_fused_attention_equals_the_composed_reference(device, data):
+    fn, (q, k, v) = case_attention(data.draw, device)
+    causal = data.draw(st.booleans())
+    mask = data.draw(st.booleans())
+    t, s_len = q.shape[-2], k.shape[-2]
+    m = tl.tensor(np.random.default_rng(0).random((t, s_len)) < 0.7, device=device) if mask else None
+    if m is not None:  # keep every row attending to something
+        m = tl.tensor(m.numpy() | np.eye(t, s_len, k=s_len - t, dtype=bool), device=device)
+    outs, grads = [], []
+    for weights in (False, True):
+        for x in (q, k, v):
+            x.zero_grad()
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=causal, return_weights=weights)
+        out = out[0] if weights else out
+        (out * out).sum().backward()
+        outs.append(out.numpy())
+        grads.append([x.grad.get() if hasattr(x.grad, "get") else x.grad.copy() for x in (q, k, v)])
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-10, atol=1e-12)
+    for g0, g1 in zip(*grads):
+        np.testing.assert_allclose(g0, g1, rtol=1e-9, atol=1e-12)

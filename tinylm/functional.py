@@ -176,13 +176,18 @@ def split(x, split_size_or_sections, axis=-1):
 _mask_cache = {}
 
 
-def causal_mask(t_q, t_k, device):
-    """Boolean (t_q, t_k) mask, True where query i may see key j (aligned to the end, for KV caches)."""
-    key = (t_q, t_k, device)
+def causal_mask(t_q, t_k, device, additive=False):
+    """(t_q, t_k) mask where query i may see key j <= i + t_k - t_q (aligned to the end, for KV caches).
+
+    Boolean (True = allowed), or with `additive=True` float32 0 / -inf to add to scores.
+    """
+    key = (t_q, t_k, device, additive)
     m = _mask_cache.get(key)
     if m is None:
         xp = backend.array_module(device)
         m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
+        if additive:
+            m = xp.where(m, np.float32(0), np.float32(-np.inf)).astype(np.float32)
         _mask_cache[key] = m
     return m
 
@@ -194,23 +199,36 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     q (B, nh, T, hs), k and v (B, nh, S, hs) -> (B, nh, T, hs). `attn_mask` is a boolean
     tensor/array broadcastable to (B, nh, T, S), True where attention is allowed (PyTorch's
     rule). `is_causal` masks the future (query i sees keys up to i + S - T). With
-    `return_weights=True` returns (out, weights) with weights (B, nh, T, S), e.g. to plot.
+    `return_weights=True` returns (out, weights) with weights (B, nh, T, S), e.g. to plot;
+    that path is composed of primitive ops and is the reference the fused op is tested against.
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         _check_tensor(t, name, "scaled_dot_product_attention")
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: shapes q {q.shape}, k {k.shape}, v {v.shape} do not fit")
     t_q, t_k = q.shape[-2], k.shape[-2]
-    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))     # (B, nh, T, S)
+    if is_causal and t_q > t_k:
+        raise ValueError(f"scaled_dot_product_attention: causal with more queries ({t_q}) than keys ({t_k})")
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    if not return_weights:
+        add = causal_mask(t_q, t_k, q.device, additive=True) if is_causal else None
+        if mask is not None:
+            xp = backend.get_array_module(mask)
+            user = xp.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == bool else mask
+            user = user.astype(q.dtype, copy=False)
+            add = user if add is None else add + user
+        if add is not None and add.dtype != q.dtype:
+            add = add.astype(q.dtype)
+        p = dropout_p if training else 0.0
+        return ops.Attention.apply(q, k, v, add, scale=scale, dropout_p=float(p))
+    att = (q @ k.transpose(-2, -1)) * scale                                # (B, nh, T, S)
     if is_causal:
-        if t_q > t_k:
-            raise ValueError(f"scaled_dot_product_attention: causal with more queries ({t_q}) than keys ({t_k})")
         att = att.masked_fill(~causal_mask(t_q, t_k, q.device), float("-inf"))
-    if attn_mask is not None:
-        mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    if mask is not None:
         att = att.masked_fill(~mask, float("-inf")) if mask.dtype == bool else att + Tensor._make(mask, q.device)
     att = softmax(att, axis=-1)
     weights = att
     att = dropout(att, dropout_p, training)
     out = att @ v                                                          # (B, nh, T, hs)
-    return (out, weights) if return_weights else out
+    return out, weights

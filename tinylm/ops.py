@@ -544,6 +544,47 @@ class Where(Function):
 
 
 @register
+class Attention(Function):
+    """Fused softmax(q k^T * scale + mask) v, dropout on the weights; q (B, nh, T, hs), k, v (B, nh, S, hs).
+
+    `mask` is None or an additive float array broadcastable to (T, S) (0 where allowed,
+    -inf where not). One op instead of five (matmul, scale, mask, softmax, matmul): fewer
+    passes over the (B, nh, T, S) scores and nothing kept but the weights.
+    """
+
+    def forward(self, q, k, v, mask):
+        xp = get_array_module(q)
+        att = q @ xp.swapaxes(k, -1, -2)                       # (B, nh, T, S)
+        att *= self.scale
+        if mask is not None:
+            att += mask
+        att -= att.max(axis=-1, keepdims=True)
+        xp.exp(att, out=att)
+        att /= att.sum(axis=-1, keepdims=True)                 # softmax weights
+        self.drop = None
+        if self.dropout_p > 0.0:
+            keep = get_generator(device_of(q)).uniform(att.shape, dtype=att.dtype) >= self.dropout_p
+            self.drop = (keep * (1.0 / (1.0 - self.dropout_p))).astype(att.dtype, copy=False)
+        self.q, self.k, self.v, self.att = q, k, v, att
+        return (att * self.drop if self.drop is not None else att) @ v   # (B, nh, T, hs)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        q, k, v, att, drop = self.q, self.k, self.v, self.att, self.drop
+        used = att * drop if drop is not None else att
+        gv = sum_to(xp.swapaxes(used, -1, -2) @ g, v.shape)    # (B, nh, S, hs)
+        ga = g @ xp.swapaxes(v, -1, -2)                        # (B, nh, T, S)
+        if drop is not None:
+            ga *= drop
+        ga *= att                                              # softmax backward:
+        ga -= att * ga.sum(axis=-1, keepdims=True)             # att * (ga - sum(ga * att))
+        ga *= self.scale
+        gq = ga @ k                                            # (B, nh, T, hs)
+        gk = sum_to(xp.swapaxes(ga, -1, -2) @ q, k.shape)      # (B, nh, S, hs)
+        return gq, gk, gv, None
+
+
+@register
 class CrossEntropy(Function):
     """Fused log-softmax + negative log-likelihood over (N, V) logits and (N,) integer targets.
 
