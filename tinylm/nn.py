@@ -1,0 +1,418 @@
+"""Layers with parameters: Module, Parameter, ModuleList and the GPT building blocks.
+
+Owns the bookkeeping PyTorch users know from `torch.nn`: a `Module` finds its parameters and
+submodules by looking at its own attributes (so `self.c_fc = Linear(...)` registers a layer and
+`self.weight = Parameter(...)` a parameter, in assignment order); `ModuleList` holds a list of
+layers; `parameters()`, `named_parameters()`, `modules()`, `train()/eval()`, `zero_grad()`,
+`to(device)`, `num_parameters()`, `state_dict()` and `load_state_dict()`. Then the layers of a
+GPT: Linear, Embedding, LayerNorm, Dropout, GELU, MLP, MultiHeadAttention (CausalSelfAttention)
+and the pre-LN Block, with GPT-2's attribute names (`c_attn`, `c_proj`, `c_fc`, `ln_1`, ...),
+so that a GPT-2 checkpoint maps across key for key.
+
+Conventions:
+  - `Parameter` is a Tensor subclass with requires_grad=True; a tied weight is one Parameter
+    object reachable under two names (listed once, under its first name).
+  - `state_dict()` maps names to the raw arrays themselves (NumPy on cpu, CuPy on a GPU), not
+    copies, as PyTorch does: copy them to keep a snapshot while training goes on.
+  - `load_state_dict()` accepts NumPy/CuPy arrays or Tensors, copies them to the module's device
+    and parameter dtype, and names every missing, unexpected or wrongly shaped key.
+  - Inference caches (`KVCache`) hold raw arrays outside the graph: use them under `no_grad()`.
+
+Glossary for shape comments: B batch, T time (new tokens), S time (all keys, cache included),
+C channels (n_embd), nh heads, hs head size (C // nh), V vocab.
+Leaves out: the GPT itself (tinylm/model.py), optimisers (tinylm/optim.py), buffers and hooks.
+Reference: torch.nn.Module (names and semantics), nanoGPT `model.py` (the blocks), HF GPT-2.
+"""
+import math
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from . import backend
+from . import functional as F
+from .autograd import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as learnable (requires_grad=True), kept on its device."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        if isinstance(data, Tensor):
+            data = data.data
+        super().__init__(data, device=backend.device_of(data), requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter(" + super().__repr__() + ")"
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class Module:
+    """Base class of layers: attributes that are Parameters or Modules are registered by assignment.
+
+    Subclasses set attributes in `__init__` and write `forward`; calling the module calls
+    `forward`. Calling `super().__init__()` is optional.
+    """
+
+    training = True
+
+    def __setattr__(self, name, value):
+        if isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
+            raise TypeError(f"{type(self).__name__}.{name}: a plain {type(value).__name__} of modules is not "
+                            "registered; wrap it in tinylm.nn.ModuleList")
+        object.__setattr__(self, name, value)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    # ------------------------------------------------------------------ traversal
+    def named_children(self):
+        """(name, module) for each direct submodule, in assignment order."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for self and every submodule, each once (depth first)."""
+        seen, stack = set(), [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield name, m
+            children = [(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        """Self and every submodule, each once."""
+        return (m for _, m in self.named_modules())
+
+    def named_parameters(self, remove_duplicate=True):
+        """(dotted name, Parameter) pairs; a tied Parameter comes once, under its first name."""
+        seen = set()
+        for prefix, m in self.named_modules():
+            for name, value in vars(m).items():
+                if isinstance(value, Parameter):
+                    if remove_duplicate and id(value) in seen:
+                        continue
+                    seen.add(id(value))
+                    yield (f"{prefix}.{name}" if prefix else name), value
+
+    def parameters(self):
+        """Every Parameter once (tied ones once), in a stable order."""
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self):
+        """The number of learnable scalars (a tied weight counted once)."""
+        return sum(p.size for p in self.parameters())
+
+    # ------------------------------------------------------------------ state
+    def train(self, mode=True):
+        """Training mode (dropout on) for self and every submodule; returns self."""
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self):
+        """Evaluation mode (dropout off); returns self."""
+        return self.train(False)
+
+    def zero_grad(self):
+        """Clear every parameter's gradient (set to None)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device=None, dtype=None):
+        """Move every parameter (and gradient) to `device` and/or cast to float `dtype`, in place; tied weights stay tied."""
+        device = backend.parse_device(device) if device is not None else None
+        for p in self.parameters():
+            if device is not None and p.device != device:
+                p.data = backend.to_device(p.data, device)
+                p.grad = None if p.grad is None else backend.to_device(p.grad, device)
+                p.device = device
+            if dtype is not None and p.dtype != np.dtype(dtype):
+                p.data = p.data.astype(dtype)
+                p.grad = None if p.grad is None else p.grad.astype(dtype)
+        return self
+
+    def state_dict(self):
+        """OrderedDict name -> raw parameter array (live, not copied); a tied weight once."""
+        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays (NumPy/CuPy/Tensors) into the parameters, on their device and dtype.
+
+        Raises ValueError naming every wrongly shaped key, and (when strict) every missing and
+        unexpected key, before changing anything. Returns (missing_keys, unexpected_keys).
+        """
+        params = dict(self.named_parameters())
+        aliases = dict(self.named_parameters(remove_duplicate=False))  # tied names are accepted too
+        missing = [k for k in params if k not in state_dict and not _alias_given(k, aliases, state_dict)]
+        unexpected = [k for k in state_dict if k not in aliases]
+        wrong = []
+        for k, v in state_dict.items():
+            if k in aliases and tuple(v.shape) != aliases[k].shape:
+                wrong.append(f"{k}: checkpoint {tuple(v.shape)} vs model {aliases[k].shape}")
+        problems = []
+        if wrong:
+            problems.append("wrong shapes: " + "; ".join(wrong))
+        if strict and missing:
+            problems.append("missing keys: " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected keys: " + ", ".join(unexpected))
+        if problems:
+            raise ValueError(f"load_state_dict into {type(self).__name__}: " + " | ".join(problems))
+        for k, v in state_dict.items():
+            if k in aliases:
+                p = aliases[k]
+                arr = backend.to_device(v.data if isinstance(v, Tensor) else v, p.device)
+                p.data = arr.astype(p.dtype)  # always a copy: the module never aliases the caller's array
+        return IncompatibleKeys(missing, unexpected)
+
+    def __repr__(self):
+        lines = [f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self.named_children()]
+        extra = self.extra_repr()
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        return f"{type(self).__name__}({extra}\n" + "\n".join(lines) + "\n)"
+
+    def extra_repr(self):
+        return ""
+
+
+def _alias_given(name, aliases, state_dict):
+    """True when the Parameter behind `name` is given under another of its (tied) names."""
+    p = aliases[name]
+    return any(aliases.get(k) is p for k in state_dict)
+
+
+class ModuleList(Module):
+    """A list of modules, registered under the names '0', '1', ..."""
+
+    def __init__(self, modules=()):
+        object.__setattr__(self, "_list", list(modules))
+
+    def named_children(self):
+        for i, m in enumerate(self._list):
+            yield str(i), m
+
+    def append(self, module):
+        self._list.append(module)
+        return self
+
+    def __getitem__(self, i):
+        return ModuleList(self._list[i]) if isinstance(i, slice) else self._list[i]
+
+    def __len__(self):
+        return len(self._list)
+
+    def __iter__(self):
+        return iter(self._list)
+
+
+# ============================================================================ initialisation
+def _normal(shape, std, device, dtype=None):
+    """A Parameter of normal(0, std) draws from the device's generator."""
+    data = backend.get_generator(device).normal(shape, np.dtype(dtype or backend.DEFAULT_DTYPE))
+    data *= std
+    return Parameter(data)
+
+
+def _uniform(shape, bound, device, dtype=None):
+    """A Parameter of uniform(-bound, bound) draws from the device's generator."""
+    data = backend.get_generator(device).uniform(shape, np.dtype(dtype or backend.DEFAULT_DTYPE))
+    data *= 2.0 * bound
+    data -= bound
+    return Parameter(data)
+
+
+def _const(shape, value, device, dtype=None):
+    xp = backend.array_module(device)
+    return Parameter(xp.full(shape, value, dtype=np.dtype(dtype or backend.DEFAULT_DTYPE)))
+
+
+# ============================================================================ layers
+class Linear(Module):
+    """y = x @ weight.T + bias; weight (out, in) as PyTorch, uniform(+-1/sqrt(in)) at first."""
+
+    def __init__(self, in_features, out_features, bias=True, device="cpu", dtype=None):
+        bound = 1.0 / math.sqrt(in_features)
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _uniform((out_features, in_features), bound, device, dtype)   # (out, in)
+        self.bias = _uniform((out_features,), bound, device, dtype) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)                 # (..., in) -> (..., out)
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A table of `num_embeddings` vectors of size `embedding_dim`; the `padding_idx` row gets no gradient."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device="cpu", dtype=None):
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.weight = _normal((num_embeddings, embedding_dim), 1.0, device, dtype)   # (V, C)
+        if padding_idx is not None:
+            self.weight.data[padding_idx] = 0
+
+    def forward(self, idx):
+        if not isinstance(idx, (Tensor, list, tuple, np.ndarray)):  # a raw device array (CuPy, strict)
+            idx = Tensor._make(idx, backend.device_of(idx))
+        return F.embedding(idx, self.weight, padding_idx=self.padding_idx)  # (*idx.shape, C)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """Normalise the last axis, then scale (weight, ones) and shift (bias, zeros; optional)."""
+
+    def __init__(self, ndim, eps=1e-5, bias=True, device="cpu", dtype=None):
+        self.eps = eps
+        self.weight = _const((ndim,), 1.0, device, dtype)
+        self.bias = _const((ndim,), 0.0, device, dtype) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+class Dropout(Module):
+    """Zero elements with probability p while training (inverted dropout); identity in eval()."""
+
+    def __init__(self, p=0.5):
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class GELU(Module):
+    """GPT-2's GELU, tanh form."""
+
+    def forward(self, x):
+        return F.gelu(x)
+
+
+class MLP(Module):
+    """The feed-forward block: Linear C -> 4C, GELU, Linear 4C -> C, dropout (GPT-2's c_fc, c_proj)."""
+
+    def __init__(self, n_embd, dropout=0.0, bias=True, device="cpu"):
+        self.c_fc = Linear(n_embd, 4 * n_embd, bias=bias, device=device)
+        self.gelu = GELU()
+        self.c_proj = Linear(4 * n_embd, n_embd, bias=bias, device=device)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x):
+        x = self.c_fc(x)                                           # (B, T, 4C)
+        x = self.gelu(x)
+        x = self.c_proj(x)                                         # (B, T, C)
+        return self.dropout(x)
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, per layer: k[i], v[i] (B, nh, max_len, hs) each.
+
+    `length` tokens are filled; each attention layer appends its new keys and values, then
+    `advance(T)` (called by the model after all layers) moves `length` on.
+    """
+
+    def __init__(self, n_layer, batch, n_head, max_len, head_size, device="cpu", dtype=None):
+        xp = backend.array_module(device)
+        shape = (batch, n_head, max_len, head_size)                # (B, nh, max_len, hs)
+        dtype = np.dtype(dtype or backend.DEFAULT_DTYPE)
+        self.k = [xp.zeros(shape, dtype=dtype) for _ in range(n_layer)]
+        self.v = [xp.zeros(shape, dtype=dtype) for _ in range(n_layer)]
+        self.max_len, self.length = max_len, 0
+
+    def update(self, layer, k, v):
+        """Store new k, v (B, nh, T, hs) of `layer` after the cached ones; all of them -> (B, nh, S, hs)."""
+        t0, t1 = self.length, self.length + k.shape[2]
+        if t1 > self.max_len:
+            raise ValueError(f"KVCache: {t1} tokens do not fit a cache of {self.max_len}")
+        self.k[layer][:, :, t0:t1] = k
+        self.v[layer][:, :, t0:t1] = v
+        return self.k[layer][:, :, :t1], self.v[layer][:, :, :t1]  # (B, nh, S, hs)
+
+    def advance(self, n):
+        """Mark n more tokens as stored (after every layer has seen them)."""
+        self.length += n
+
+    def reset(self):
+        """Forget every token (the arrays are kept for reuse)."""
+        self.length = 0
+
+
+class MultiHeadAttention(Module):
+    """Self-attention over nh heads at once: fused QKV projection `c_attn`, output projection `c_proj`.
+
+    `causal=True` masks the future (CausalSelfAttention). `forward(x, attn_mask=None,
+    kv_cache=None, layer=0, return_weights=False)`; attn_mask is boolean, True where allowed,
+    broadcastable to (B, nh, T, S).
+    """
+
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, causal=False, device="cpu"):
+        if n_embd % n_head:
+            raise ValueError(f"n_embd {n_embd} is not divisible by n_head {n_head}")
+        self.n_embd, self.n_head, self.causal, self.dropout_p = n_embd, n_head, causal, dropout
+        self.c_attn = Linear(n_embd, 3 * n_embd, bias=bias, device=device)   # W^Q, W^K, W^V stacked
+        self.c_proj = Linear(n_embd, n_embd, bias=bias, device=device)       # W^O
+        self.resid_dropout = Dropout(dropout)
+
+    def forward(self, x, attn_mask=None, kv_cache=None, layer=0, return_weights=False):
+        B, T, C = x.shape
+        nh, hs = self.n_head, C // self.n_head
+        q, k, v = F.split(self.c_attn(x), C, axis=-1)              # (B, T, 3C) -> 3 x (B, T, C)
+        q = q.reshape(B, T, nh, hs).transpose(1, 2)                # (B, nh, T, hs)
+        k = k.reshape(B, T, nh, hs).transpose(1, 2)                # (B, nh, T, hs)
+        v = v.reshape(B, T, nh, hs).transpose(1, 2)                # (B, nh, T, hs)
+        if kv_cache is not None:  # inference: attend to the cached keys too (no gradient through them)
+            k_all, v_all = kv_cache.update(layer, k.data, v.data)  # (B, nh, S, hs)
+            k, v = Tensor._make(k_all, x.device), Tensor._make(v_all, x.device)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=self.causal, dropout_p=self.dropout_p,
+            training=self.training, return_weights=return_weights)  # (B, nh, T, hs)
+        if return_weights:
+            y, weights = y                                         # weights (B, nh, T, S)
+        y = y.transpose(1, 2).reshape(B, T, C)                     # (B, T, nh, hs) -> (B, T, C)
+        y = self.resid_dropout(self.c_proj(y))                     # (B, T, C)
+        return (y, weights) if return_weights else y
+
+    def extra_repr(self):
+        return f"n_embd={self.n_embd}, n_head={self.n_head}, causal={self.causal}"
+
+
+class CausalSelfAttention(MultiHeadAttention):
+    """MultiHeadAttention that masks the future (GPT's attention)."""
+
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, device="cpu"):
+        super().__init__(n_embd, n_head, dropout=dropout, bias=bias, causal=True, device=device)
+
+
+class Block(Module):
+    """A pre-LN transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    def __init__(self, n_embd, n_head, dropout=0.0, bias=True, device="cpu"):
+        self.ln_1 = LayerNorm(n_embd, bias=bias, device=device)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout=dropout, bias=bias, device=device)
+        self.ln_2 = LayerNorm(n_embd, bias=bias, device=device)
+        self.mlp = MLP(n_embd, dropout=dropout, bias=bias, device=device)
+
+    def forward(self, x, kv_cache=None, layer=0):
+        x = x + self.attn(self.ln_1(x), kv_cache=kv_cache, layer=layer)  # (B, T, C)
+        x = x + self.mlp(self.ln_2(x))                                    # (B, T, C)
+        return x

@@ -1,0 +1,108 @@
+"""The safetensors file format, read and written with NumPy alone (never pickle).
+
+Owns `read_safetensors(path) -> {name: np.ndarray}` and `write_safetensors(path, tensors, metadata)`.
+The format: 8 bytes little-endian u64 N, then N bytes of JSON header
+{name: {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {str: str}}
+(padded with spaces), then the raw little-endian buffers, offsets counted from the end of the
+header. Reading memory-maps the file, so a 6 GB GPT-2 XL costs no copy until it is used.
+bfloat16 has no NumPy dtype: BF16 tensors are read as float32 (the 16 bits shifted into the high
+half of a float32) and written from float32 (rounded to nearest even) for names given in `bf16`.
+
+Leaves out: lazy per-tensor loading APIs, F8 dtypes, sharded checkpoints (model-0000x-of-0000y).
+Reference: the safetensors specification (github.com/huggingface/safetensors, README "Format").
+"""
+import json
+import os
+import struct
+
+import numpy as np
+
+_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+           "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?", "BF16": "<u2"}
+_NAMES = {np.dtype(v): k for k, v in _DTYPES.items() if k != "BF16"}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def _bad(path, why):
+    return ValueError(f"{path}: not a valid safetensors file: {why}")
+
+
+def read_safetensors(path, return_metadata=False):
+    """{name: array} from a .safetensors file (read-only memory-mapped views; BF16 becomes float32)."""
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise _bad(path, f"{size} bytes, shorter than the 8-byte header length")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(size - 8, _MAX_HEADER):
+            raise _bad(path, f"header length {n} does not fit a file of {size} bytes")
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise _bad(path, f"the header is not JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise _bad(path, "the header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    data_size = size - 8 - n
+    buf = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n, shape=(data_size,)) if data_size else \
+        np.zeros(0, np.uint8)
+    out = {}
+    for name, info in header.items():
+        try:
+            dtype, shape, (begin, end) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise _bad(path, f"tensor {name!r} has a malformed entry {info!r}") from None
+        if dtype not in _DTYPES:
+            raise _bad(path, f"tensor {name!r} has unsupported dtype {dtype!r}")
+        np_dtype = np.dtype(_DTYPES[dtype])
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
+        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_size) \
+                or end - begin != nbytes or any(s < 0 for s in shape):
+            raise _bad(path, f"tensor {name!r} of dtype {dtype} and shape {shape} has data_offsets "
+                             f"{[begin, end]} (expected {nbytes} bytes within {data_size})")
+        arr = buf[begin:end].view(np_dtype).reshape(shape)
+        if dtype == "BF16":
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        out[name] = arr
+    return (out, metadata) if return_metadata else out
+
+
+def _to_bf16_bits(x):
+    """float32 -> bfloat16 bit patterns (uint16), rounding to nearest even; NaN stays NaN."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(x), np.uint16(0x7FC0), rounded)
+
+
+def write_safetensors(path, tensors, metadata=None, bf16=()):
+    """Write {name: NumPy array} to `path` (atomically); names in `bf16` are stored as BF16."""
+    path = os.fspath(path)
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        arr = tensors[name]
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"write_safetensors: {name!r} is a {type(arr).__name__}; pass NumPy arrays "
+                            "(tinylm.backend.to_numpy moves device arrays)")
+        if name in bf16:
+            dtype, data = "BF16", _to_bf16_bits(arr)
+        else:
+            if arr.dtype not in _NAMES:
+                raise TypeError(f"write_safetensors: {name!r} has unsupported dtype {arr.dtype}")
+            dtype, data = _NAMES[arr.dtype], arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        raw = np.ascontiguousarray(data).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    if metadata:
+        header = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}, **header}
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # buffers start 8-byte aligned
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for raw in blobs:
+            f.write(raw)
+    os.replace(tmp, path)

@@ -1,0 +1,82 @@
+"""Next-token sampling: logits -> token ids, with temperature, top-k, top-p (nucleus) and greedy.
+
+Owns `sample_next(logits, temperature, top_k, top_p, generator)` and its two filters. Everything
+runs on the logits' device through `xp`, for all rows at once: no Python loop over batch rows or
+over the vocabulary. Random draws come from a `tinylm.backend.Generator` (the device's own by
+default), so a fixed seed gives a fixed sample.
+
+Glossary: B rows (sequences), V vocab.
+Leaves out: the generation loop and the KV cache (tinylm/model.py: GPT.generate).
+Reference: nanoGPT `model.py` generate() (temperature, top-k), Holtzman et al. 2019 (top-p),
+HF `TopPLogitsWarper` (the "smallest set whose probability reaches p" rule).
+"""
+import numpy as np
+
+from . import backend
+from .autograd import Tensor
+
+
+def _raw(logits):
+    data = logits.data if isinstance(logits, Tensor) else logits
+    if data.ndim != 2:
+        raise ValueError(f"expected logits of shape (B, V), got {tuple(data.shape)}")
+    return data
+
+
+def top_k_filter(logits, k):
+    """Logits (B, V) with all but each row's k largest set to -inf (exactly k kept; ties broken by index)."""
+    logits = _raw(logits)
+    v = logits.shape[-1]
+    if k is None or k >= v:
+        return logits
+    if k < 1:
+        raise ValueError(f"top_k must be >= 1, got {k}")
+    xp = backend.get_array_module(logits)
+    top = xp.argsort(-logits, axis=-1, kind="stable")[:, :k]        # (B, k) ids of the k largest
+    keep = xp.zeros(logits.shape, dtype=bool)                       # (B, V)
+    keep[xp.arange(logits.shape[0])[:, None], top] = True
+    return xp.where(keep, logits, -xp.inf).astype(logits.dtype, copy=False)
+
+
+def top_p_filter(logits, p):
+    """Logits (B, V) keeping each row's smallest set of most likely tokens whose probability reaches p."""
+    logits = _raw(logits)
+    if p is None or p >= 1.0:
+        return logits
+    if not 0.0 < p:
+        raise ValueError(f"top_p must be in (0, 1], got {p}")
+    xp = backend.get_array_module(logits)
+    order = xp.argsort(-logits, axis=-1, kind="stable")             # (B, V) most likely first
+    rows = xp.arange(logits.shape[0])[:, None]                      # (B, 1)
+    probs = _softmax(logits[rows, order])                           # (B, V) sorted probabilities
+    before = xp.cumsum(probs, axis=-1) - probs                      # (B, V) mass of the tokens ranked above
+    keep_sorted = before < p                                        # the first token is always kept
+    keep = xp.zeros(logits.shape, dtype=bool)                       # (B, V)
+    keep[rows, order] = keep_sorted
+    return xp.where(keep, logits, -xp.inf).astype(logits.dtype, copy=False)
+
+
+def _softmax(logits):
+    xp = backend.get_array_module(logits)
+    e = xp.exp(logits - logits.max(axis=-1, keepdims=True))         # (B, V); exp(-inf) = 0
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """Token ids (B,) int64, one per row of logits (B, V): temperature 0 is argmax (greedy)."""
+    logits = _raw(logits)
+    xp = backend.get_array_module(logits)
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return logits.argmax(axis=-1).astype(np.int64)
+    logits = logits * (1.0 / temperature)                          # (B, V), dtype kept
+    logits = top_k_filter(logits, top_k)
+    logits = top_p_filter(logits, top_p)
+    probs = _softmax(logits)                                        # (B, V)
+    cdf = xp.cumsum(probs, axis=-1)                                 # (B, V)
+    gen = generator or backend.get_generator(backend.device_of(logits))
+    u = 1.0 - gen.uniform((logits.shape[0], 1), dtype=cdf.dtype)    # (B, 1) in (0, 1]
+    # inverse CDF: the first id whose cumulative probability reaches u (never a zero-probability id)
+    ids = (cdf < u * cdf[:, -1:]).sum(axis=-1)                      # (B,)
+    return xp.minimum(ids, logits.shape[-1] - 1).astype(np.int64)
