@@ -13,7 +13,7 @@ Leaves out: the ops themselves (tinylm/ops.py), devices (tinylm/backend.py).
 Reference: DeZero steps 1-60, micrograd's `Value`, PyTorch's `torch.autograd` semantics.
 """
 import contextlib
-import functools
+import time
 
 import numpy as np
 
@@ -49,6 +49,48 @@ def no_grad():
 def enable_grad():
     """Context manager and decorator: turn graph recording back on inside `no_grad()`."""
     return _GradMode(True)
+
+
+# ----------------------------------------------------------------------------- profiling
+_profiler = None
+
+
+class profile:
+    """Context manager timing every op's forward and backward by op type: `with profile() as p: ...`.
+
+    `p.stats` maps op name -> [forward calls, forward seconds, backward calls, backward seconds];
+    `p.table()` formats it, slowest first. On a GPU pass `sync` (e.g. a device synchronize) so
+    each time covers the kernels, not just their launch.
+    """
+
+    def __init__(self, sync=None):
+        self.stats, self.sync = {}, sync or (lambda: None)
+
+    def __enter__(self):
+        global _profiler
+        self.prev, _profiler = _profiler, self
+        return self
+
+    def __exit__(self, *exc):
+        global _profiler
+        _profiler = self.prev
+
+    def add(self, name, backward, seconds):
+        row = self.stats.setdefault(name, [0, 0.0, 0, 0.0])
+        row[2 * backward] += 1
+        row[2 * backward + 1] += seconds
+
+    def table(self, steps=1):
+        """Per-step milliseconds by op, forward and backward, slowest total first."""
+        rows = sorted(self.stats.items(), key=lambda kv: -(kv[1][1] + kv[1][3]))
+        total = sum(r[1] + r[3] for _, r in rows) or 1.0
+        lines = [f"{'op':<14}{'calls':>7}{'fwd ms':>10}{'bwd ms':>10}{'share':>8}"]
+        for name, (nf, tf, nb, tb) in rows:
+            lines.append(f"{name:<14}{nf // steps:>7}{1e3 * tf / steps:>10.2f}{1e3 * tb / steps:>10.2f}"
+                         f"{100 * (tf + tb) / total:>7.1f}%")
+        lines.append(f"{'total':<14}{'':>7}{1e3 * sum(r[1] for _, r in rows) / steps:>10.2f}"
+                     f"{1e3 * sum(r[3] for _, r in rows) / steps:>10.2f}")
+        return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -112,7 +154,15 @@ class Function:
                 raw.append(a.data)
             else:
                 raw.append(a)
-        ys = fn.forward(*raw)
+        prof = _profiler
+        if prof is None:
+            ys = fn.forward(*raw)
+        else:
+            prof.sync()
+            t0 = time.perf_counter()
+            ys = fn.forward(*raw)
+            prof.sync()
+            prof.add(cls.__name__, 0, time.perf_counter() - t0)
         multi = isinstance(ys, tuple)
         outs = tuple(Tensor._make(np.asarray(y) if isinstance(y, np.generic) else y, device)
                      for y in (ys if multi else (ys,)))
@@ -296,7 +346,15 @@ class Tensor:
                                    "call backward(retain_graph=True) the first time")
             gys = [g if g is not None else xp.zeros(s, dtype=d) for g, (s, d) in zip(gys, fn.out_meta)]
             fn.retained = retain_graph  # an op may reuse its saved buffers when the graph is not kept
-            gxs = fn.backward(*gys)
+            prof = _profiler
+            if prof is None:
+                gxs = fn.backward(*gys)
+            else:
+                prof.sync()
+                t0 = time.perf_counter()
+                gxs = fn.backward(*gys)
+                prof.sync()
+                prof.add(fn.name, 1, time.perf_counter() - t0)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             args = fn.args

@@ -1,0 +1,221 @@
+"""Training-step benchmark: median step time, tokens/s, peak memory, per-op profile; optionally
+side by side with the same GPT in PyTorch eager, timed alternately in one run.
+
+    python benchmarks/bench_train.py --preset cpu-small --compare torch
+    python benchmarks/bench_train.py --preset char-6L --batch-size 8 --compare torch --memory
+    python benchmarks/bench_train.py --preset char-6L --batch-size 64 --device gpu --compare torch
+
+A step is: forward with loss, zero_grad, backward, AdamW step (lr 1e-3, weight decay 0.1 on
+ndim >= 2 tensors, betas (0.9, 0.95), as nanoGPT). Batches are random token ids (vocab 65).
+`--memory` runs each framework alone in a fresh process and reports its peak RSS (CPU) or
+memory-pool peak (GPU). The PyTorch side needs the `bench` extra: pip install -e ".[bench]".
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="cpu-small", choices=["cpu-small", "char-6L"])
+    p.add_argument("--device", default="cpu", help="cpu or gpu")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 12 (cpu-small), 64 (char-6L)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per framework")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2, help="BLAS / torch threads on the CPU")
+    p.add_argument("--compare", choices=["torch"], default=None)
+    p.add_argument("--profile", action="store_true", help="print tinylm's per-op forward/backward profile")
+    p.add_argument("--memory", action="store_true", help="peak memory of each framework in its own process")
+    p.add_argument("--only", choices=["tinylm", "torch"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    return p.parse_args()
+
+
+args = parse()
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(args.threads)
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+import tinylm as tl  # noqa: E402
+from tinylm.autograd import profile  # noqa: E402
+from tinylm.model import GPT, GPTConfig  # noqa: E402
+from tinylm.optim import AdamW, param_groups  # noqa: E402
+
+DEVICE = tl.parse_device(args.device)
+GPU = DEVICE.startswith("cuda")
+BATCH = args.batch_size or {"cpu-small": 12, "char-6L": 64}[args.preset]
+
+
+def gpu_sync():
+    if GPU:
+        import cupy
+        cupy.cuda.Device().synchronize()
+
+
+def make_batches(config, n):
+    rng = np.random.default_rng(0)
+    return [(rng.integers(0, config.vocab_size, (BATCH, config.block_size)),
+             rng.integers(0, config.vocab_size, (BATCH, config.block_size))) for _ in range(n)]
+
+
+def tinylm_setup(config, batches):
+    tl.manual_seed(0)
+    model = GPT(config, device=DEVICE)
+    opt = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.95))
+    data = [(tl.tensor(x, device=DEVICE), tl.tensor(y, device=DEVICE)) for x, y in batches]
+
+    def step(i):
+        x, y = data[i % len(data)]
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return model, step
+
+
+def torch_setup(model_tl, batches):
+    import torch
+    from torch_gpt import from_tinylm, configure_adamw
+    torch.set_num_threads(args.threads)
+    dev = "cuda" if GPU else "cpu"
+    tm = from_tinylm(model_tl).to(dev)
+    tm.train()
+    opt = configure_adamw(tm, 1e-3, 0.1, betas=(0.9, 0.95))
+    data = [(torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)) for x, y in batches]
+
+    def step(i):
+        x, y = data[i % len(data)]
+        _, loss = tm(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+    sync = (lambda: torch.cuda.synchronize()) if GPU else None
+    return tm, step, sync
+
+
+def first_losses_agree(model_tl, tm, batches):
+    """Eval mode (no dropout), the same weights, the same batch: the losses must agree to 1e-4."""
+    import torch
+    x, y = batches[0]
+    model_tl.eval()
+    tm.eval()
+    with tl.no_grad():
+        _, l1 = model_tl(tl.tensor(x, device=DEVICE), tl.tensor(y, device=DEVICE))
+    dev = "cuda" if GPU else "cpu"
+    with torch.no_grad():
+        _, l2 = tm(torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev))
+    model_tl.train()
+    tm.train()
+    a, b = l1.item(), l2.item()
+    print(f"first loss: tinylm {a:.6f}  torch {b:.6f}  |diff| {abs(a - b):.2e}")
+    if abs(a - b) > 1e-4:
+        raise SystemExit("first losses disagree by more than 1e-4: the two models are not the same")
+
+
+def timed(step, i, sync):
+    if sync:
+        sync()
+    t0 = time.perf_counter()
+    loss = step(i)
+    float(loss.item())  # forces completion on a GPU
+    if sync:
+        sync()
+    return time.perf_counter() - t0
+
+
+def peak_memory_mib():
+    if GPU:
+        import cupy
+        return cupy.get_default_memory_pool().total_bytes() / 2**20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def torch_peak_gpu_mib():
+    import torch
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def run_only(config, batches):
+    """One framework alone in this process: a few steps, then its peak memory as JSON."""
+    model, step = tinylm_setup(config, batches)
+    if args.only == "torch":
+        tm, tstep, sync = torch_setup(model, batches)
+        del model
+        for i in range(args.warmup + 2):
+            timed(tstep, i, sync)
+        mem = torch_peak_gpu_mib() if GPU else peak_memory_mib()
+    else:
+        for i in range(args.warmup + 2):
+            timed(step, i, gpu_sync if GPU else None)
+        mem = peak_memory_mib()
+    print(json.dumps({"framework": args.only, "peak_mib": mem}))
+
+
+def main():
+    config = GPTConfig.from_preset(args.preset)
+    batches = make_batches(config, 4)
+    if args.only:
+        return run_only(config, batches)
+    tokens = BATCH * config.block_size
+    print(f"preset {args.preset} (n_layer={config.n_layer}, n_head={config.n_head}, n_embd={config.n_embd}, "
+          f"block {config.block_size}, dropout {config.dropout}), batch {BATCH}, device {DEVICE}, "
+          f"threads {args.threads}, numpy {np.__version__}")
+    model, step = tinylm_setup(config, batches)
+    print(f"parameters: {model.num_parameters():,}")
+    sync = gpu_sync if GPU else None
+    runners = {"tinylm": (step, sync)}
+    if args.compare == "torch":
+        import torch
+        tm, tstep, tsync = torch_setup(model, batches)
+        print(f"torch {torch.__version__}")
+        first_losses_agree(model, tm, batches)
+        runners["torch"] = (tstep, tsync)
+    times = {name: [] for name in runners}
+    for name, (fn, s) in runners.items():
+        for i in range(args.warmup):
+            timed(fn, i, s)
+    for i in range(args.steps):  # alternate, so drift in machine speed hits both alike
+        for name, (fn, s) in runners.items():
+            times[name].append(timed(fn, i, s))
+    results = {"preset": args.preset, "batch": BATCH, "device": DEVICE, "threads": args.threads}
+    print(f"\n{'framework':<10}{'median ms':>11}{'min ms':>9}{'tokens/s':>11}")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        results[name] = {"median_s": med, "min_s": min(ts), "tokens_per_s": tokens / med}
+        print(f"{name:<10}{1e3 * med:>11.1f}{1e3 * min(ts):>9.1f}{tokens / med:>11.0f}")
+    if "torch" in times:
+        ratio = results["tinylm"]["median_s"] / results["torch"]["median_s"]
+        results["ratio_tinylm_over_torch"] = ratio
+        print(f"step time ratio tinylm / torch: {ratio:.3f}")
+    if args.memory:
+        for name in runners:
+            cmd = [sys.executable, __file__, "--preset", args.preset, "--device", args.device, "--batch-size",
+                   str(BATCH), "--threads", str(args.threads), "--only", name, "--warmup", "2"]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            results[name]["peak_mib"] = json.loads(out)["peak_mib"]
+            print(f"peak {'GPU pool' if GPU else 'RSS'} {name}: {results[name]['peak_mib']:.0f} MiB (own process)")
+    if args.profile:
+        with profile(sync=sync) as prof:
+            for i in range(5):
+                step(i)
+        print("\ntinylm per-op profile (ms per step):")
+        print(prof.table(steps=5))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
