@@ -8,17 +8,19 @@ own dtype (float32 stays float32: the scalars are Python floats, which never upc
 Python loop is over parameters; the bias corrections are folded into two scalars, so AdamW is
 a handful of passes over each parameter:
 
+    p = p (1 - lr wd)                      (AdamW only: decoupled weight decay)
     m = b1 m + (1 - b1) g                  v = b2 v + (1 - b2) g^2
-    p = p (1 - lr wd)                      p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
+    p -= lr m_hat / (sqrt(v_hat) + eps)    computed as  p -= (lr s / bc1) m / (sqrt(v) + eps s)
 
-with bc1 = 1 - b1^t and bc2 = 1 - b2^t at step t (PyTorch's formulation, same numbers).
+with bc1 = 1 - b1^t, bc2 = 1 - b2^t and s = sqrt(bc2) at step t: the same numbers as
+m_hat = m / bc1, v_hat = v / bc2, with no pass over the arrays spent on the corrections.
 
 `state_dict()` is plain data: raw arrays plus JSON-able scalars, the per-parameter state as a
 list in parameter order, so tinylm/checkpoint.py can store it in an .npz without pickle.
 The LR schedule is a pure function of the step (`cosine_lr`), so a resumed run needs only the
 step to get its learning rate back.
 
-Leaves out: AMSGrad, centered RMSprop, fused multi-tensor kernels, closures in `step()`,
+Leaves out: AMSGrad, centered RMSprop, fused multi-tensor (flat-buffer) kernels, closures in `step()`,
 learning-rate scheduler objects with their own state (the schedule is stateless).
 Reference: PyTorch's torch.optim docs (SGD, Adam, AdamW, RMSprop; clip_grad_norm_), and
 nanoGPT's train.py (`get_lr`) and model.py (`configure_optimizers`).
@@ -265,12 +267,12 @@ class Adam(Optimizer):
         xp.multiply(g, g, out=tmp)
         tmp *= 1.0 - b2
         v += tmp
-        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
-        xp.sqrt(v, out=tmp)                                    # denom = sqrt(v_hat) + eps, in tmp
-        tmp *= 1.0 / math.sqrt(bc2)
-        tmp += eps
-        xp.divide(m, tmp, out=tmp)                             # m / denom
-        tmp *= lr / bc1                                        # bias correction of m folded into the step
+        # m_hat / (sqrt(v_hat) + eps) = (s / bc1) * m / (sqrt(v) + eps s), s = sqrt(bc2): one pass fewer
+        bc1, s = 1.0 - b1 ** t, math.sqrt(1.0 - b2 ** t)
+        xp.sqrt(v, out=tmp)
+        tmp += eps * s
+        xp.divide(m, tmp, out=tmp)
+        tmp *= lr * s / bc1
         w -= tmp
 
 

@@ -1,0 +1,230 @@
+"""Checkpoints: model and optimizer state, config, tokenizer, step and seed in one .npz file, no pickle.
+
+Owns the file format and its safety. One checkpoint is one `.npz` (a zip of `.npy` arrays):
+
+    meta.json          uint8 array: UTF-8 JSON {"format": "tinylm-checkpoint", "version": 1,
+                       "step", "seed", "config", "tokenizer", "extra", "model": [names],
+                       "optimizer": the optimizer state with each array replaced by {"__array__": key}}
+    model/<name>       one array per model state_dict entry (float32 stays float32)
+    optimizer/<i>/...  the optimizer's arrays (moment buffers), referenced from meta.json
+
+The JSON lives inside the npz rather than in a sidecar file so that one os.replace() swaps
+the whole checkpoint atomically: a crash can never pair new arrays with old metadata.
+Saving writes a temporary file in the target's directory, fsyncs it, renames it into place
+and fsyncs the directory, so the previous checkpoint survives any crash before the rename.
+Loading uses `np.load(allow_pickle=False)`, so a file can never run code (an object array is
+refused), and reads every array in full, so zip CRC checks catch a truncated or edited file;
+every failure is a ValueError naming the file.
+
+Resuming: the training loop reseeds its generators every step from (run seed, step), so the
+saved `seed` and `step` are the whole RNG state a bit-for-bit `--resume` needs.
+
+Leaves out: sharded or streamed checkpoints, PyTorch/GPT-2 weight import, compression.
+Reference: numpy.savez/np.load docs (allow_pickle), nanoGPT's train.py checkpoint dict
+(model, optimizer, model_args, iter_num, best_val_loss, config).
+"""
+import dataclasses
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import backend
+from .autograd import Tensor
+
+FORMAT = "tinylm-checkpoint"
+VERSION = 1
+META = "meta.json"
+
+
+@dataclass
+class Checkpoint:
+    """What `load_checkpoint` returns: host NumPy arrays and plain JSON data."""
+
+    model: dict                 # {name: np.ndarray}, ready for model.load_state_dict
+    optimizer: dict | None      # the optimizer's state_dict (arrays as np.ndarray), or None
+    config: dict                # the model config, e.g. dataclasses.asdict(GPTConfig(...))
+    tokenizer: dict | None      # tokenizer.to_dict(), or None
+    step: int                   # training steps done
+    seed: int                   # the run's seed (with step, all the RNG state a resume needs)
+    extra: dict = field(default_factory=dict)  # anything else JSON-able: best val loss, run args, ...
+    path: str = ""              # the file it was read from
+
+
+# ---------------------------------------------------------------------------- encoding
+def _plain(obj, where):
+    """A dataclass or dict as a plain dict (TypeError naming `where` otherwise)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if obj is None or isinstance(obj, dict):
+        return obj
+    raise TypeError(f"{where} must be a dict or a dataclass, got {type(obj).__name__}")
+
+
+def _is_array(x):
+    return isinstance(x, (np.ndarray, Tensor)) or (hasattr(x, "shape") and hasattr(x, "dtype")
+                                                    and not isinstance(x, np.generic))
+
+
+def _host(x, where):
+    """Any device array (or Tensor) as a NumPy array; object arrays are refused."""
+    a = backend.to_numpy(x.data if isinstance(x, Tensor) else x)
+    if a.dtype.hasobject:
+        raise TypeError(f"{where}: object arrays cannot be saved (they would need pickle)")
+    return a
+
+
+def _encode(obj, key, arrays):
+    """JSON-able copy of obj with each array stored in `arrays[key...]` and replaced by a reference."""
+    if _is_array(obj):
+        arrays[key] = _host(obj, key)
+        return {"__array__": key}
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, str):
+                raise TypeError(f"{key}: dict keys must be str to be saved, got {type(k).__name__} {k!r}")
+        return {k: _encode(v, f"{key}/{k}", arrays) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v, f"{key}/{i}", arrays) for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"{key}: cannot save a {type(obj).__name__} in a checkpoint (use arrays, numbers, str, "
+                    "lists and dicts)")
+
+
+def _decode(obj, arrays, path):
+    """Undo `_encode`: references become the arrays they name."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__array__"}:
+            if obj["__array__"] not in arrays:
+                raise ValueError(f"checkpoint {path}: meta.json names array {obj['__array__']!r}, which is missing")
+            return arrays[obj["__array__"]]
+        return {k: _decode(v, arrays, path) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v, arrays, path) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------------------- save / load
+def _fsync_dir(directory):
+    """Make a rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path, model_state, optimizer_state=None, config=None, tokenizer=None, step=0,
+                    extra=None, seed=None):
+    """Write one .npz checkpoint atomically (temporary file, fsync, os.replace); arrays go to host memory.
+
+    model_state: {name: array}; optimizer_state: optimizer.state_dict() or None; config: dict or
+    dataclass; tokenizer: tokenizer.to_dict() or None; step: int; extra: JSON-able dict;
+    seed: the run's seed (default: tinylm.backend.initial_seed()). Returns the path.
+    """
+    if not isinstance(model_state, dict):
+        raise TypeError(f"model_state must be a dict of arrays, got {type(model_state).__name__}")
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValueError(f"step must be a non-negative int, got {step!r}")
+    seed = backend.initial_seed() if seed is None else seed
+    arrays, names = {}, []
+    for name, value in model_state.items():
+        if not isinstance(name, str) or not _is_array(value):
+            raise TypeError(f"model_state entry {name!r} must map a str to an array, got {type(value).__name__}")
+        arrays[f"model/{name}"] = _host(value, f"model_state[{name!r}]")
+        names.append(name)
+    meta = {"format": FORMAT, "version": VERSION, "step": int(step), "seed": int(seed), "model": names,
+            "config": _encode(_plain(config, "config") or {}, "config", arrays),
+            "tokenizer": _encode(_plain(tokenizer, "tokenizer"), "tokenizer", arrays),
+            "extra": _encode(_plain(extra, "extra") or {}, "extra", arrays),
+            "optimizer": _encode(optimizer_state, "optimizer", arrays)}
+    arrays[META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or a full disk: drop the temporary file, keep the old checkpoint
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+    return path
+
+
+def load_checkpoint(path, config=None, ignore=()):
+    """Read a checkpoint written by `save_checkpoint` (no pickle); ValueError naming the file if it is damaged.
+
+    With `config`, also `check_config(saved, config, ignore)` before returning.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single .npy array, not an .npz archive")
+        with z:
+            if META not in z.files:
+                raise ValueError(f"it has no {META} entry")
+            arrays = {k: z[k] for k in z.files}               # read everything now: zip CRCs are checked
+        meta = json.loads(arrays.pop(META).tobytes().decode("utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"{META} does not describe a {FORMAT}")
+        if meta.get("version") != VERSION:
+            raise ValueError(f"format version {meta.get('version')!r} is not supported (this tinylm reads {VERSION})")
+        for name in meta["model"]:
+            if f"model/{name}" not in arrays:
+                raise ValueError(f"model array {name!r} is missing")
+        model = {name: arrays[f"model/{name}"] for name in meta["model"]}
+        ckpt = Checkpoint(model=model, optimizer=_decode(meta["optimizer"], arrays, path),
+                          config=_decode(meta["config"], arrays, path),
+                          tokenizer=_decode(meta["tokenizer"], arrays, path), step=int(meta["step"]),
+                          seed=int(meta["seed"]), extra=_decode(meta["extra"], arrays, path), path=path)
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as e:
+        if isinstance(e, (PermissionError, IsADirectoryError)) or str(e).startswith(f"checkpoint {path}"):
+            raise
+        raise ValueError(f"checkpoint {path} is damaged or not a tinylm checkpoint: {e}") from None
+    if config is not None:
+        check_config(ckpt.config, config, ignore)
+    return ckpt
+
+
+def check_config(saved, current, ignore=()):
+    """ValueError naming every field where the saved config and the current one differ (fields in `ignore` skipped)."""
+    saved = json.loads(json.dumps(_plain(saved, "saved config")))      # tuples -> lists, as stored
+    current = json.loads(json.dumps(_plain(current, "current config")))
+    diffs = []
+    for key in sorted(set(saved) | set(current)):
+        if key in ignore:
+            continue
+        if key not in saved:
+            diffs.append(f"{key}: not in the checkpoint, current {current[key]!r}")
+        elif key not in current:
+            diffs.append(f"{key}: saved {saved[key]!r}, not in the current config")
+        elif saved[key] != current[key]:
+            diffs.append(f"{key}: saved {saved[key]!r}, current {current[key]!r}")
+    if diffs:
+        raise ValueError("the checkpoint's config differs from the current one: " + "; ".join(diffs))
+
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "check_config"]
