@@ -141,8 +141,7 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         fn = cls(**kwargs)
-        tensors, device = [], None
-        raw = []
+        device, needs_grad, raw = None, False, []
         for a in args:
             if isinstance(a, Tensor):
                 if device is None:
@@ -150,7 +149,7 @@ class Function:
                 elif a.device != device:
                     raise ValueError(f"{cls.__name__}: expected all tensors on the same device, "
                                      f"got '{device}' and '{a.device}'; move one with .to(device)")
-                tensors.append(a)
+                needs_grad = needs_grad or a.requires_grad
                 raw.append(a.data)
             else:
                 raw.append(a)
@@ -163,13 +162,15 @@ class Function:
             ys = fn.forward(*raw)
             prof.sync()
             prof.add(cls.__name__, 0, time.perf_counter() - t0)
-        multi = isinstance(ys, tuple)
-        outs = tuple(Tensor._make(np.asarray(y) if isinstance(y, np.generic) else y, device)
-                     for y in (ys if multi else (ys,)))
-        if _grad_enabled and any(t.requires_grad for t in tensors):
+        multi = type(ys) is tuple
+        if multi:
+            outs = tuple(Tensor._make(np.asarray(y) if isinstance(y, np.generic) else y, device) for y in ys)
+        else:
+            outs = (Tensor._make(np.asarray(ys) if isinstance(ys, np.generic) else ys, device),)
+        if needs_grad and _grad_enabled:
             fn.args = args
             fn.n_out = len(outs)
-            fn.out_meta = [(o.shape, o.dtype) for o in outs]
+            fn.out_meta = [(o.data.shape, o.data.dtype) for o in outs]
             for i, o in enumerate(outs):
                 o.requires_grad = True
                 o._ctx = fn
@@ -465,9 +466,11 @@ class Tensor:
     def permute(self, *axes):
         """Reorder axes: `x.permute(0, 2, 1, 3)`."""
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)) or len(axes) != self.ndim:
-            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of shape {self.shape}")
-        return ops.Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
+        nd = self.ndim
+        axes = tuple(a + nd if a < 0 else a for a in axes)
+        if len(axes) != nd or len(set(axes)) != nd or (nd and not 0 <= min(axes) <= max(axes) < nd):
+            raise ValueError(f"permute: {axes} is not a permutation of the {nd} axes of shape {self.shape}")
+        return ops.Permute.apply(self, axes=axes)
 
     def transpose(self, dim0=-2, dim1=-1):
         """Swap two axes, as PyTorch: `x.transpose(1, 2)`; with no arguments, the last two."""
