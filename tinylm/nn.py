@@ -130,7 +130,7 @@ class Module:
             p.grad = None
 
     def to(self, device=None, dtype=None):
-        """Move every parameter (and gradient) to `device` and/or cast to float `dtype`, in place; tied weights stay tied."""
+        """Move parameters (and gradients) to `device` and/or cast to `dtype`, in place; tied weights stay tied."""
         device = backend.parse_device(device) if device is not None else None
         for p in self.parameters():
             if device is not None and p.device != device:
@@ -173,7 +173,7 @@ class Module:
             if k in aliases:
                 p = aliases[k]
                 arr = backend.to_device(v.data if isinstance(v, Tensor) else v, p.device)
-                p.data = arr.astype(p.dtype)  # always a copy: the module never aliases the caller's array
+                p.data = arr.astype(p.dtype, order="C")  # always a copy: the module never aliases the caller's array
         return IncompatibleKeys(missing, unexpected)
 
     def __repr__(self):
@@ -381,6 +381,8 @@ class MultiHeadAttention(Module):
         k = k.reshape(B, T, nh, hs).transpose(1, 2)                # (B, nh, T, hs)
         v = v.reshape(B, T, nh, hs).transpose(1, 2)                # (B, nh, T, hs)
         if kv_cache is not None:  # inference: attend to the cached keys too (no gradient through them)
+            if k.requires_grad:  # recorded for backward, but the cache would cut the graph
+                raise RuntimeError("a KVCache is for inference: call the model under tinylm.no_grad()")
             k_all, v_all = kv_cache.update(layer, k.data, v.data)  # (B, nh, S, hs)
             k, v = Tensor._make(k_all, x.device), Tensor._make(v_all, x.device)
         y = F.scaled_dot_product_attention(

@@ -46,8 +46,8 @@ def read_safetensors(path, return_metadata=False):
         raise _bad(path, "the header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
     data_size = size - 8 - n
-    buf = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n, shape=(data_size,)) if data_size else \
-        np.zeros(0, np.uint8)
+    buf = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n, shape=(data_size,)).view(np.ndarray) \
+        if data_size else np.zeros(0, np.uint8)  # plain ndarray views of the mapped bytes
     out = {}
     for name, info in header.items():
         try:

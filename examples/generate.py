@@ -1,0 +1,86 @@
+"""Sample text from a GPT: a tinylm training checkpoint or a Hugging Face GPT-2 folder.
+
+    # GPT-2 (any size) from a folder with config.json, model.safetensors and the tokenizer files
+    # (vocab.json + merges.txt, or encoder.json + vocab.bpe): no deep-learning framework needed
+    python examples/generate.py --pretrained path/to/gpt2 --prompt "Once upon a time" --top-k 40
+
+    # a model trained with tinylm (examples/train_shakespeare.py)
+    python examples/generate.py --checkpoint out/ckpt --prompt "ROMEO:" --temperature 0.8
+
+Thin on purpose: GPT.from_pretrained / GPT.generate (tinylm/model.py) do the work.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from tinylm.model import GPT, GPTConfig  # noqa: E402
+
+
+def load_pretrained(directory, device):
+    """GPT-2 weights and its BPE tokenizer from one Hugging Face style folder."""
+    from tinylm.tokenizers import BPETokenizer
+    model = GPT.from_pretrained(directory, device=device)
+    return model, BPETokenizer.from_pretrained(directory)
+
+
+def load_training_checkpoint(path, device):
+    """A model and tokenizer saved by tinylm's training loop (tinylm/checkpoint.py)."""
+    try:
+        from tinylm.checkpoint import load_checkpoint
+    except ImportError:
+        sys.exit("--checkpoint needs tinylm/checkpoint.py, which this checkout does not have yet; "
+                 "use --pretrained DIR for a GPT-2 folder")
+    from tinylm.tokenizers import tokenizer_from_dict
+    ckpt = load_checkpoint(path)
+    # TODO(checkpoint): this reads the fields the checkpoint format is expected to have ("config",
+    # "model", "tokenizer"); align it with load_checkpoint's return value once that module lands.
+    config = ckpt["config"]
+    config = GPTConfig.from_dict(config.get("model", config)) if isinstance(config, dict) else config
+    model = GPT(config, device=device)
+    model.load_state_dict(ckpt["model"])
+    return model, tokenizer_from_dict(ckpt["tokenizer"])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a tinylm training checkpoint")
+    src.add_argument("--pretrained", metavar="DIR", help="a Hugging Face GPT-2 folder (with its tokenizer files)")
+    p.add_argument("--prompt", default="\n", help="text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (argmax)")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set reaching p")
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None, help="a fixed seed gives a fixed sample")
+    p.add_argument("--device", default="cpu", help="cpu, gpu, cuda:N")
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole context at every step")
+    args = p.parse_args(argv)
+
+    if args.pretrained:
+        model, tok = load_pretrained(args.pretrained, args.device)
+    else:
+        model, tok = load_training_checkpoint(args.checkpoint, args.device)
+    ids = tok.encode(args.prompt)
+    if not ids:
+        sys.exit("the prompt encodes to no tokens; give a non-empty --prompt")
+    ids = ids[-model.config.block_size:]
+    stop = getattr(tok, "eot_token", None) if args.pretrained else None
+    t0 = time.perf_counter()
+    out = model.generate([ids], args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                         top_p=args.top_p, num_samples=args.num_samples, seed=args.seed,
+                         stop_token=stop, use_cache=not args.no_cache)
+    dt = time.perf_counter() - t0
+    for i, row in enumerate(out.tolist()):
+        if i:
+            print("\n" + "-" * 40)
+        print(tok.decode(row))
+    new = out.shape[0] * (out.shape[1] - len(ids))
+    print(f"\n[{new} tokens in {dt:.2f} s, {new / max(dt, 1e-9):.1f} tokens/s on {model.device}]", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

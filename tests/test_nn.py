@@ -1,0 +1,251 @@
+"""Tests for tinylm/nn.py: Module bookkeeping, state dicts, layers, attention (gradients and an oracle)."""
+import math
+
+import numpy as np
+import pytest
+
+import tinylm as tl
+from tinylm import backend, nn
+
+
+class Tiny(nn.Module):
+    def __init__(self, device="cpu"):
+        self.emb = nn.Embedding(5, 4, device=device)
+        self.layers = nn.ModuleList([nn.Linear(4, 4, device=device), nn.Linear(4, 3, bias=False, device=device)])
+        self.head = nn.Linear(4, 5, bias=False, device=device)
+        self.head.weight = self.emb.weight  # tied
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, idx):
+        x = self.emb(idx)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def test_registration_order_names_and_tying():
+    m = Tiny()
+    names = [n for n, _ in m.named_parameters()]
+    assert names == ["emb.weight", "layers.0.weight", "layers.0.bias", "layers.1.weight"]
+    all_names = [n for n, _ in m.named_parameters(remove_duplicate=False)]
+    assert all_names[-1] == "head.weight"
+    assert m.head.weight is m.emb.weight
+    assert m.num_parameters() == 5 * 4 + 4 * 4 + 4 + 3 * 4
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in m.parameters())
+    assert [n for n, _ in m.named_modules()] == ["", "emb", "layers", "layers.0", "layers.1", "head", "drop"]
+    assert len(m.layers) == 2 and isinstance(m.layers[1], nn.Linear) and len(list(m.modules())) == 7
+
+
+def test_plain_list_of_modules_is_refused():
+    m = nn.Module()
+    with pytest.raises(TypeError, match="ModuleList"):
+        m.blocks = [nn.Linear(2, 2)]
+
+
+def test_train_eval_and_zero_grad():
+    m = Tiny()
+    assert m.drop.training
+    m.eval()
+    assert not any(mod.training for mod in m.modules())
+    x = tl.ones(4, 4)
+    assert m.drop(x) is x
+    m.train()
+    assert all(mod.training for mod in m.modules())
+    m(tl.tensor([[1, 2]])).sum().backward()
+    assert m.emb.weight.grad is not None
+    m.zero_grad()
+    assert all(p.grad is None for p in m.parameters())
+
+
+def test_to_device_keeps_tying(device):
+    m = Tiny().to(device)
+    assert all(p.device == device for p in m.parameters())
+    assert m.head.weight is m.emb.weight
+    assert backend.device_of(m.emb.weight.data) == device
+    out = m(tl.tensor([[0, 4]], device=device))
+    assert out.shape == (1, 2, 3) and out.device == device
+    m.to(dtype=np.float64)
+    assert all(p.dtype == np.float64 for p in m.parameters())
+
+
+def test_state_dict_round_trip_is_exact(device):
+    tl.manual_seed(1)
+    a = Tiny(device)
+    tl.manual_seed(2)
+    b = Tiny(device)
+    sd = a.state_dict()
+    assert list(sd) == ["emb.weight", "layers.0.weight", "layers.0.bias", "layers.1.weight"]
+    assert all(backend.device_of(v) == device for v in sd.values())
+    host = {k: backend.to_numpy(v).copy() for k, v in sd.items()}
+    result = b.load_state_dict(host)  # NumPy arrays go to the module's device
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    for k, v in b.state_dict().items():
+        assert backend.device_of(v) == device
+        np.testing.assert_array_equal(backend.to_numpy(v), host[k])
+    assert b.head.weight is b.emb.weight
+    # a copy, never an alias of the caller's array
+    host["emb.weight"][0, 0] = 123.0
+    assert backend.to_numpy(b.emb.weight.data)[0, 0] != 123.0
+    # Tensors are accepted too, and the tied alias name
+    b.load_state_dict({**{k: tl.tensor(v) for k, v in host.items() if k != "emb.weight"},
+                       "head.weight": tl.tensor(host["emb.weight"])})
+    assert backend.to_numpy(b.emb.weight.data)[0, 0] == 123.0
+
+
+def test_state_dict_values_are_numpy_on_cpu():
+    sd = Tiny().state_dict()
+    assert all(type(v) is np.ndarray for v in sd.values())
+
+
+def test_load_state_dict_names_every_problem():
+    m = Tiny()
+    sd = {k: backend.to_numpy(v) for k, v in m.state_dict().items()}
+    bad = dict(sd)
+    del bad["layers.0.bias"]
+    bad["layers.1.weight"] = np.zeros((4, 4), np.float32)
+    bad["extra.weight"] = np.zeros(2, np.float32)
+    with pytest.raises(ValueError) as e:
+        m.load_state_dict(bad)
+    msg = str(e.value)
+    assert "layers.0.bias" in msg and "extra.weight" in msg
+    assert "layers.1.weight: checkpoint (4, 4) vs model (3, 4)" in msg
+    before = backend.to_numpy(m.emb.weight.data).copy()
+    bad["emb.weight"] = np.ones((5, 4), np.float32)
+    with pytest.raises(ValueError):
+        m.load_state_dict(bad)
+    np.testing.assert_array_equal(backend.to_numpy(m.emb.weight.data), before)  # nothing changed
+    # strict=False tolerates missing and unexpected keys, never a wrong shape
+    del bad["layers.1.weight"]
+    res = m.load_state_dict(bad, strict=False)
+    assert res.missing_keys == ["layers.0.bias", "layers.1.weight"] and res.unexpected_keys == ["extra.weight"]
+
+
+# ---------------------------------------------------------------------------- layers
+def test_linear_matches_formula(device):
+    lin = nn.Linear(3, 5, device=device)
+    assert lin.weight.shape == (5, 3) and lin.bias.shape == (5,)
+    x = tl.randn(2, 4, 3, device=device)
+    want = x.numpy() @ lin.weight.numpy().T + lin.bias.numpy()
+    np.testing.assert_allclose(lin(x).numpy(), want, rtol=1e-5, atol=1e-6)
+    assert lin(x).dtype == np.float32
+
+
+def test_embedding_padding_row_gets_no_gradient(device):
+    emb = nn.Embedding(6, 3, padding_idx=2, device=device)
+    assert not emb.weight.numpy()[2].any()
+    ids = tl.tensor([[2, 1, 2], [1, 0, 5]], device=device)
+    (emb(ids) * tl.randn(2, 3, 3, device=device)).sum().backward()
+    g = backend.to_numpy(emb.weight.grad)
+    assert not g[2].any() and g[1].any() and g[5].any() and not g[3].any()
+
+
+def test_layer_norm_and_gelu_and_mlp(device):
+    ln = nn.LayerNorm(6, device=device)
+    ln.weight.data = ln.weight.data * 2.0
+    x = tl.randn(3, 6, device=device)
+    xn = x.numpy()
+    want = (xn - xn.mean(-1, keepdims=True)) / np.sqrt(xn.var(-1, keepdims=True) + 1e-5) * 2.0
+    np.testing.assert_allclose(ln(x).numpy(), want, rtol=1e-4, atol=1e-5)
+    g = nn.GELU()(x).numpy()
+    np.testing.assert_allclose(g, 0.5 * xn * (1 + np.tanh(math.sqrt(2 / math.pi) * (xn + 0.044715 * xn ** 3))),
+                               rtol=1e-5, atol=1e-6)
+    mlp = nn.MLP(6, device=device)
+    assert mlp.c_fc.weight.shape == (24, 6) and mlp.c_proj.weight.shape == (6, 24)
+    assert mlp(tl.randn(2, 3, 6, device=device)).shape == (2, 3, 6)
+
+
+def test_dropout_module(device):
+    d = nn.Dropout(0.5)
+    x = tl.ones(1000, device=device)
+    y = d(x).numpy()
+    assert set(np.unique(y)) <= {0.0, 2.0} and 300 < (y == 0).sum() < 700
+    assert d.eval()(x) is x
+
+
+# ---------------------------------------------------------------------------- attention
+def _attention_oracle(x, w_attn, b_attn, w_proj, b_proj, n_head, mask=None, causal=False):
+    """Plain NumPy multi-head attention, one head at a time, straight from the formulas."""
+    B, T, C = x.shape
+    hs = C // n_head
+    qkv = x @ w_attn.T + b_attn
+    q, k, v = qkv[..., :C], qkv[..., C:2 * C], qkv[..., 2 * C:]
+    out = np.zeros_like(x)
+    for b in range(B):
+        heads = []
+        for h in range(n_head):
+            sl = slice(h * hs, (h + 1) * hs)
+            s = q[b, :, sl] @ k[b, :, sl].T / np.sqrt(hs)
+            allowed = np.ones((T, T), bool)
+            if causal:
+                allowed &= np.tril(allowed)
+            if mask is not None:
+                allowed &= np.broadcast_to(mask, (B, n_head, T, T))[b, h]
+            s = np.where(allowed, s, -np.inf)
+            p = np.exp(s - s.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            heads.append(p @ v[b, :, sl])
+        out[b] = np.concatenate(heads, -1) @ w_proj.T + b_proj
+    return out
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_matches_oracle(device, causal):
+    attn = nn.MultiHeadAttention(8, 2, causal=causal, device=device)
+    for p in attn.parameters():
+        p.data = backend.to_device(np.random.default_rng(3).standard_normal(p.shape).astype(np.float32) * 0.3, device)
+    x = tl.randn(2, 5, 8, device=device)
+    mask = np.random.default_rng(0).random((2, 1, 5, 5)) < 0.7
+    mask[..., 0] = True  # every query sees at least one key
+    for m in (None, mask):
+        got = attn(x, attn_mask=None if m is None else tl.tensor(m, device=device)).numpy()
+        want = _attention_oracle(x.numpy(), attn.c_attn.weight.numpy(), attn.c_attn.bias.numpy(),
+                                 attn.c_proj.weight.numpy(), attn.c_proj.bias.numpy(), 2, m, causal)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_returns_weights(device):
+    attn = nn.CausalSelfAttention(8, 2, device=device)
+    y, w = attn(tl.randn(1, 4, 8, device=device), return_weights=True)
+    assert y.shape == (1, 4, 8) and w.shape == (1, 2, 4, 4)
+    w = w.numpy()
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
+    assert not np.triu(w[0, 0], 1).any()  # no weight on the future
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_attention_gradcheck(device, with_mask):
+    attn = nn.MultiHeadAttention(4, 2, device=device).to(dtype=np.float64)
+    x = tl.randn(2, 3, 4, dtype=np.float64, device=device, requires_grad=True)
+    mask = None
+    if with_mask:
+        m = np.array([[True, False, True], [True, True, False], [False, True, True]])
+        mask = tl.tensor(m, device=device)
+    params = attn.parameters()
+    assert tl.gradcheck(lambda x, *ps: attn(x, attn_mask=mask), x, *params)
+
+
+def test_kv_cache_attention_equals_full(device):
+    attn = nn.CausalSelfAttention(8, 2, device=device)
+    x = tl.randn(2, 6, 8, device=device)
+    full = attn(x).numpy()
+    cache = nn.KVCache(1, 2, 2, 6, 4, device=device)
+    parts = []
+    with tl.no_grad():
+        for t0, t1 in ((0, 3), (3, 4), (4, 6)):
+            parts.append(attn(x[:, t0:t1], kv_cache=cache, layer=0).numpy())
+            cache.advance(t1 - t0)
+    np.testing.assert_allclose(np.concatenate(parts, 1), full, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="do not fit"), tl.no_grad():
+        attn(x[:, :1], kv_cache=cache)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        attn(x[:, :1], kv_cache=nn.KVCache(1, 2, 2, 6, 4, device=device))
+
+
+def test_block_shapes_and_names(device):
+    blk = nn.Block(8, 2, device=device)
+    names = [n for n, _ in blk.named_parameters()]
+    assert names[:4] == ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias"]
+    assert "mlp.c_proj.weight" in names
+    assert blk(tl.randn(2, 3, 8, device=device)).shape == (2, 3, 8)
+    with pytest.raises(ValueError, match="divisible"):
+        nn.MultiHeadAttention(10, 3)
