@@ -1,0 +1,65 @@
+"""Train a byte-level BPE tokenizer on a text file, report its compression, save it.
+
+    python examples/train_tokenizer.py                       # tinyshakespeare, vocab 4096
+    python examples/train_tokenizer.py --input my.txt --vocab-size 8192 --pattern gpt4 \
+        --special "<|endoftext|>" --out out/my.bpe
+
+The default input is ../shared/data/tinyshakespeare.txt beside the repository, when present.
+The saved file is readable text; load it with `BPETokenizer.load(path)`.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+sys.path.insert(0, str(ROOT))
+
+from tinylm.tokenizers import PATTERNS, BPETokenizer  # noqa: E402
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    have_default = DEFAULT_INPUT.is_file()
+    p.add_argument("--input", type=Path, default=DEFAULT_INPUT if have_default else None,
+                   required=not have_default,
+                   help="UTF-8 text file to train on (default: tinyshakespeare from ../shared/data)")
+    p.add_argument("--vocab-size", type=int, default=4096, help="ids in all: 256 bytes + merges + specials")
+    p.add_argument("--pattern", default="gpt2",
+                   help=f"split regex: a preset ({', '.join(PATTERNS)}) or a regex string")
+    p.add_argument("--special", action="append", default=[], metavar="TOKEN",
+                   help="a special token, e.g. '<|endoftext|>' (repeatable)")
+    p.add_argument("--out", type=Path, default=Path("out") / "tokenizer.bpe", help="where to save")
+    p.add_argument("--verbose", action="store_true", help="print every merge")
+    return p.parse_args()
+
+
+def main():
+    args = parse()
+    text = args.input.read_text(encoding="utf-8")
+    nbytes = len(text.encode("utf-8"))
+    print(f"training on {args.input.name}: {nbytes:,} bytes")
+
+    t0 = time.perf_counter()
+    tok = BPETokenizer(pattern=args.pattern).train(text, args.vocab_size, special_tokens=args.special,
+                                                    verbose=args.verbose)
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ids = tok.encode_ordinary(text)
+    t_encode = time.perf_counter() - t0
+    assert tok.decode(ids) == text
+
+    longest = max(tok.merges.values(), key=lambda i: len(tok.vocab[i]), default=None)
+    print(f"vocab size {tok.vocab_size} ({len(tok.merges)} merges, {len(tok.special_tokens)} special)")
+    print(f"trained in {t_train:.2f} s; encoded in {t_encode:.2f} s: {len(ids):,} tokens, "
+          f"{nbytes / len(ids):.2f} bytes per token")
+    if longest is not None:
+        print(f"longest token: {tok.vocab[longest].decode('utf-8', errors='replace')!r} (id {longest})")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tok.save(args.out)
+    print(f"saved to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,704 @@
+"""Tokenizers: text <-> token ids, the first step of the data flow.
+
+Owns two tokenizers and their files:
+- `CharTokenizer`: one id per character, vocab = the sorted distinct characters of a text
+  (the classic char-level Shakespeare run).
+- `BPETokenizer`: byte-level byte-pair encoding as GPT-2. Text is split into chunks by a regex
+  (the "gpt2" or "gpt4" preset, or any pattern), each chunk's UTF-8 bytes start as 256 byte
+  tokens and are merged pair by pair in the order the merges were learned (their rank).
+  It trains (`train`), encodes with special tokens handled as tiktoken does, decodes (bad
+  UTF-8 becomes U+FFFD), saves/loads a readable text file, reads OpenAI's GPT-2 files
+  (`encoder.json` + `vocab.bpe`, or Hugging Face's `vocab.json` + `merges.txt`), and turns
+  into a JSON-able dict for checkpoints (`to_dict`/`from_dict`).
+
+Training counts pairs once over the *unique* chunks weighted by their frequency, then after each
+merge updates only the chunks that contain the merged pair; a heap with lazy invalidation
+finds the next pair. Tie rule: the highest count wins; among equal counts, the smallest pair
+`(left id, right id)` wins. (This reproduces Wikipedia's "aaabdaaabac" example.)
+
+Encoding keeps a per-chunk cache, so a repeated word costs one dict lookup. A chunk whose bytes
+are a whole token becomes that token at once (as tiktoken does); for vocabularies learned by BPE
+(ours, GPT-2's) this is what the merges give anyway, and the tests check it.
+
+Leaves out: Unicode normalisation, SentencePiece/unigram models, byte fallback, multi-threaded
+batch encoding, and anything about datasets (tinylm/data.py).
+Reference: Karpathy's minbpe (`basic.py`, `regex.py`: train/encode/decode, the
+"aaabdaaabac" example), OpenAI's GPT-2 `encoder.py` (bytes_to_unicode, the bpe() loop, the
+files) and tiktoken (regex presets, special-token semantics; the tests' oracle).
+"""
+import heapq
+import json
+from collections import Counter, defaultdict
+from itertools import chain, repeat
+from pathlib import Path
+
+import regex
+
+__all__ = ["CharTokenizer", "BPETokenizer", "PATTERNS", "bytes_to_unicode", "tokenizer_from_dict"]
+
+# Pre-tokenization presets, as tiktoken writes them. "gpt2" is r50k's form of GPT-2's
+# r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+" (the same
+# splits, faster: possessive quantifiers); "gpt4" is cl100k_base's.
+PATTERNS = {
+    "gpt2": r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s""",
+    "gpt4": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+}
+GPT2_EOT = "<|endoftext|>"
+_FORMAT = "tinylm-bpe 1"      # first line of a saved BPE file
+_NO_RANK = 1 << 62            # "this pair has no merge"; larger than any rank
+
+
+def _check_text(text, what="text"):
+    if not isinstance(text, str):
+        hint = " (decode bytes to str first)" if isinstance(text, (bytes, bytearray)) else ""
+        raise TypeError(f"{what} must be a str, got {type(text).__name__}{hint}")
+
+
+def _check_ids(ids):
+    """ids as a list of Python ints (accepts lists, tuples, ranges, 1-D integer NumPy arrays)."""
+    if isinstance(ids, (str, bytes, bytearray)):
+        raise TypeError(f"ids must be a sequence of ints, got {type(ids).__name__}")
+    dtype = getattr(ids, "dtype", None)
+    if dtype is not None:
+        if dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got an array of dtype {dtype}")
+        if getattr(ids, "ndim", 1) != 1:
+            raise ValueError(f"ids must be 1-D, got shape {ids.shape}")
+        return ids.tolist()
+    return ids
+
+
+def _bad_id(ids, table, vocab_size):
+    """The ValueError for the first id of `ids` not in `table`."""
+    for i, t in enumerate(ids):
+        if t not in table or isinstance(t, (bool, float)):
+            return ValueError(f"token id {t!r} at position {i} is not in the vocabulary "
+                              f"(ids 0..{vocab_size - 1})")
+    return ValueError("ids contain a token id that is not in the vocabulary")
+
+
+def bytes_to_unicode():
+    """GPT-2's reversible map byte (int 0..255) -> printable char (str), used in its files."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
+        + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def _read_json(path):
+    """A JSON file's content; malformed JSON raises ValueError with the file name and line."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Char-level
+
+class CharTokenizer:
+    """One id per character; vocab = sorted distinct characters."""
+
+    def __init__(self, chars):
+        """chars: a str or an iterable of 1-char strs (duplicates are dropped, order sorted)."""
+        if isinstance(chars, (bytes, bytearray)) or not hasattr(chars, "__iter__"):
+            raise TypeError(f"chars must be a str or an iterable of 1-char strs, "
+                            f"got {type(chars).__name__}")
+        chars = list(chars)
+        for c in chars:
+            if not isinstance(c, str):
+                raise TypeError(f"chars must be 1-char strs, got {type(c).__name__} {c!r}")
+            if len(c) != 1:
+                raise ValueError(f"chars must be single characters, got {c!r}")
+        self.chars = sorted(set(chars))
+        self._rebuild()
+
+    def _rebuild(self):
+        """Derived state: the char -> id and id -> char tables."""
+        self.stoi = {c: i for i, c in enumerate(self.chars)}
+        self.itos = dict(enumerate(self.chars))
+
+    @classmethod
+    def from_text(cls, text):
+        """The tokenizer whose vocab is the sorted distinct chars of `text` (str)."""
+        _check_text(text)
+        return cls(set(text))
+
+    @property
+    def vocab_size(self):
+        """Number of ids (int)."""
+        return len(self.chars)
+
+    def encode(self, text):
+        """str of length T -> list of T ids; an unknown char raises ValueError naming it."""
+        _check_text(text)
+        stoi = self.stoi
+        try:
+            return list(map(stoi.__getitem__, text))
+        except KeyError:
+            for i, c in enumerate(text):
+                if c not in stoi:
+                    raise ValueError(f"character {c!r} (U+{ord(c):04X}) at position {i} "
+                                     f"is not in the vocabulary of {len(stoi)} chars") from None
+            raise  # pragma: no cover
+
+    def decode(self, ids):
+        """Sequence of ids (ints or a 1-D int array) -> str; an unknown id raises ValueError."""
+        ids = _check_ids(ids)
+        try:
+            return "".join(map(self.itos.__getitem__, ids))
+        except (KeyError, TypeError):
+            raise _bad_id(ids, self.itos, self.vocab_size) from None
+
+    def to_dict(self):
+        """JSON-able dict {"type": "char", "chars": str} (for checkpoints)."""
+        return {"type": "char", "chars": "".join(self.chars)}
+
+    @classmethod
+    def from_dict(cls, d):
+        """The tokenizer saved by `to_dict`."""
+        if not isinstance(d, dict) or d.get("type") != "char" or not isinstance(d.get("chars"), str):
+            raise ValueError(f"not a CharTokenizer dict: {str(d)[:80]!r}")
+        return cls(d["chars"])
+
+    def save(self, path):
+        """Write the vocab as JSON to `path`."""
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path):
+        """Read a file written by `save`; malformed files raise ValueError naming the file."""
+        d = _read_json(path)
+        try:
+            return cls.from_dict(d)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}:1: {e}") from None
+
+    def __repr__(self):
+        return f"CharTokenizer(vocab_size={self.vocab_size})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Byte-level BPE
+
+class BPETokenizer:
+    """Byte-level BPE (GPT-2 style): regex chunks, UTF-8 bytes merged by rank, special tokens.
+
+    State (everything else is derived by `_rebuild`):
+      pattern         the split regex (str)
+      merges          dict (left id, right id) -> new id, in rank order (first = merged first)
+      byte_ids        list of 256 ids: byte_ids[b] is the token of byte b (identity unless loaded
+                      from GPT-2's files)
+      special_tokens  dict str -> id, tokens that never come out of merges
+    """
+
+    cache_max = 1 << 17   # chunk cache entries before the cache is cleared
+
+    def __init__(self, merges=None, *, pattern="gpt2", special_tokens=None, byte_ids=None):
+        """merges: dict (int, int) -> int in rank order (or None); special_tokens: dict str -> int."""
+        self.pattern = pattern
+        self.merges = dict(merges or {})
+        self.special_tokens = dict(special_tokens or {})
+        self.byte_ids = list(range(256)) if byte_ids is None else list(byte_ids)
+        self._rebuild()
+
+    # -- derived state -----------------------------------------------------------------------
+
+    def _rebuild(self):
+        """Check the state and derive everything else: compiled pattern, vocab, rank tables, caches."""
+        pat = PATTERNS.get(self.pattern, self.pattern)
+        if not isinstance(pat, str):
+            raise TypeError(f"pattern must be a str (a preset {sorted(PATTERNS)} or a regex), "
+                            f"got {type(pat).__name__}")
+        try:
+            self._compiled = regex.compile(pat)
+        except regex.error as e:
+            raise ValueError(f"bad pattern {pat!r}: {e}") from None
+        self.pattern = pat
+
+        if len(self.byte_ids) != 256 or len(set(self.byte_ids)) != 256 \
+                or not all(type(i) is int and i >= 0 for i in self.byte_ids):
+            raise ValueError(f"byte_ids must be 256 distinct non-negative ints, got {len(self.byte_ids)} "
+                             f"values ({len(set(self.byte_ids))} distinct)")
+        vocab = {i: bytes([b]) for b, i in enumerate(self.byte_ids)}
+        ranks, merge_list = {}, []
+        for rank, (pair, new) in enumerate(self.merges.items()):
+            if not (isinstance(pair, tuple) and len(pair) == 2 and all(type(i) is int for i in pair)
+                    and type(new) is int):
+                raise TypeError(f"merge #{rank} must be (int, int) -> int, got {pair!r} -> {new!r}")
+            a, b = pair
+            if a not in vocab or b not in vocab:
+                raise ValueError(f"merge #{rank} {pair} -> {new} uses id "
+                                 f"{a if a not in vocab else b} that no earlier token defines")
+            if new in vocab or new < 0:
+                raise ValueError(f"merge #{rank} {pair} -> {new}: id {new} is already taken")
+            vocab[new] = vocab[a] + vocab[b]
+            ranks[pair] = rank
+            merge_list.append((a, b, new))
+        for s, i in self.special_tokens.items():
+            if not isinstance(s, str) or not s or type(i) is not int:
+                raise TypeError(f"special tokens must be non-empty str -> int, got {s!r} -> {i!r}")
+            if i in vocab or i < 0:
+                raise ValueError(f"special token {s!r}: id {i} is already taken")
+            vocab[i] = s.encode("utf-8")
+        self._vocab = vocab                                   # id -> bytes (specials included)
+        self._vocab_size = max(vocab) + 1
+        self._ranks = ranks                                   # (a, b) -> rank
+        self._merge_list = merge_list                         # rank -> (a, b, new id)
+        self._token_of = {}                                   # bytes -> id, for whole-chunk tokens
+        for i in chain(self.byte_ids, (new for _, _, new in merge_list)):
+            self._token_of.setdefault(vocab[i], i)
+        self._special_res = {}                                # frozenset of names -> compiled regex
+        self._cache = {}                                      # chunk str -> list of ids
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def vocab_size(self):
+        """1 + the largest id (int): the size an embedding table needs."""
+        return self._vocab_size
+
+    @property
+    def vocab(self):
+        """dict id -> bytes for every token (special tokens as their UTF-8)."""
+        return dict(self._vocab)
+
+    @property
+    def eot_token(self):
+        """Id of "<|endoftext|>" (int), or None when there is no such special token."""
+        return self.special_tokens.get(GPT2_EOT)
+
+    @property
+    def special_tokens_set(self):
+        """The special token names (set of str)."""
+        return set(self.special_tokens)
+
+    def __repr__(self):
+        name = next((k for k, v in PATTERNS.items() if v == self.pattern), "custom")
+        return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
+                f"special_tokens={len(self.special_tokens)}, pattern={name!r})")
+
+    # -- training ----------------------------------------------------------------------------
+
+    def train(self, text, vocab_size, pattern=None, special_tokens=(), verbose=False, progress=None):
+        """Learn merges from `text` (str) until the vocab has `vocab_size` ids (specials included).
+
+        special_tokens: names (list of str), given the ids after the merges; their text in `text`
+        is cut out before counting. progress: True/False, or None = a tqdm bar when there are
+        1000+ merges and stderr is a terminal. Returns self.
+        """
+        _check_text(text)
+        if type(vocab_size) is not int:
+            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+        if isinstance(special_tokens, (str, dict)):
+            raise TypeError("special_tokens must be a list of names (ids are assigned after the merges)")
+        special_tokens = list(dict.fromkeys(special_tokens))
+        num_merges = vocab_size - 256 - len(special_tokens)
+        if num_merges < 0:
+            raise ValueError(f"vocab_size {vocab_size} is smaller than 256 bytes + "
+                             f"{len(special_tokens)} special tokens")
+        # validate the new state before training, so a bad pattern fails fast and leaves self as is
+        probe = BPETokenizer(pattern=self.pattern if pattern is None else pattern,
+                             special_tokens={s: 256 + i for i, s in enumerate(special_tokens)})
+        parts = [text]
+        if special_tokens:
+            parts = probe._special_re(frozenset(special_tokens), group=False).split(text)
+        counts = Counter()
+        for part in parts:
+            counts.update(probe._compiled.findall(part))
+        merges = _learn_merges(counts, num_merges, progress, verbose)
+
+        if len(merges) < num_merges:
+            import warnings
+            warnings.warn(f"the text has no more pairs to merge after {len(merges)} merges; "
+                          f"vocab_size is {256 + len(merges) + len(special_tokens)}, not {vocab_size}",
+                          stacklevel=2)
+        first_special = 256 + len(merges)
+        self.pattern = probe.pattern
+        self.byte_ids = list(range(256))
+        self.merges = merges
+        self.special_tokens = {s: first_special + i for i, s in enumerate(special_tokens)}
+        self._rebuild()
+        return self
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def _bpe(self, ids):
+        """Merge a chunk's byte-token ids (list of int, changed in place) by rank; returns it.
+
+        Classic GPT-2 bpe() on ids: `ranks[i]` is the rank of pair (ids[i], ids[i+1]); merge the
+        leftmost lowest-rank pair, then refresh only the two ranks beside it. Merging the leftmost
+        occurrence first equals merging all occurrences left to right, as training does.
+        """
+        get, merge_list = self._ranks.get, self._merge_list
+        ranks = list(map(get, zip(ids, ids[1:]), repeat(_NO_RANK)))
+        while ranks:
+            rank = min(ranks)
+            if rank == _NO_RANK:
+                break
+            i = ranks.index(rank)
+            new = merge_list[rank][2]
+            ids[i:i + 2] = (new,)
+            del ranks[i]
+            if i:
+                ranks[i - 1] = get((ids[i - 1], new), _NO_RANK)
+            if i < len(ranks):
+                ranks[i] = get((new, ids[i + 1]), _NO_RANK)
+        return ids
+
+    def _encode_chunk(self, chunk):
+        """One chunk (str) -> its ids (list of int)."""
+        data = chunk.encode("utf-8")
+        token = self._token_of.get(data)
+        if token is not None:
+            return [token]
+        byte_ids = self.byte_ids
+        return self._bpe([byte_ids[b] for b in data])
+
+    def encode_ordinary(self, text):
+        """str -> list of ids, special tokens' text encoded as ordinary text."""
+        _check_text(text)
+        chunks = self._compiled.findall(text)
+        cache = self._cache
+        missing = set(chunks).difference(cache)
+        if missing:
+            if len(cache) + len(missing) > self.cache_max:
+                cache.clear()
+                missing = set(chunks)
+            encode_chunk = self._encode_chunk
+            for chunk in missing:
+                cache[chunk] = encode_chunk(chunk)
+        return list(chain.from_iterable(map(cache.__getitem__, chunks)))
+
+    def _special_re(self, names, group=True):
+        """Compiled regex matching any of the special token names (longest first)."""
+        key = (names, group)
+        r = self._special_res.get(key)
+        if r is None:
+            alt = "|".join(regex.escape(s) for s in sorted(names, key=lambda s: (-len(s), s)))
+            r = self._special_res[key] = regex.compile(f"({alt})" if group else alt)
+        return r
+
+    def _names(self, value, what):
+        if value == "all":
+            return frozenset(self.special_tokens)
+        if isinstance(value, str):
+            raise TypeError(f'{what} must be "all" or a set of special token names, got {value!r}')
+        names = frozenset(value)
+        if what == "allowed_special":
+            unknown = names - set(self.special_tokens)
+            if unknown:
+                raise ValueError(f"allowed_special names {sorted(unknown)} that are not special tokens "
+                                 f"of this tokenizer ({sorted(self.special_tokens)})")
+        return names
+
+    def encode(self, text, *, allowed_special=frozenset(), disallowed_special="all"):
+        """str -> list of ids; special tokens as tiktoken: allowed ones become their id, and
+        text matching a disallowed one (by default all that are not allowed) raises ValueError."""
+        _check_text(text)
+        if not self.special_tokens:
+            return self.encode_ordinary(text)
+        allowed = self._names(allowed_special, "allowed_special")
+        if disallowed_special == "all":
+            disallowed = frozenset(self.special_tokens) - allowed
+        else:
+            disallowed = self._names(disallowed_special, "disallowed_special")
+        if disallowed:
+            m = self._special_re(disallowed).search(text)
+            if m:
+                s = m.group()
+                raise ValueError(
+                    f"text contains the special token {s!r} at position {m.start()}, which is "
+                    f"disallowed: pass allowed_special={{{s!r}}} (or 'all') to encode it as the "
+                    f"special token, or disallowed_special=() to encode it as ordinary text")
+        if not allowed:
+            return self.encode_ordinary(text)
+        parts = self._special_re(allowed).split(text)   # text, special, text, special, ..., text
+        ids = []
+        for i, part in enumerate(parts):
+            if i % 2:
+                ids.append(self.special_tokens[part])
+            elif part:
+                ids.extend(self.encode_ordinary(part))
+        return ids
+
+    def encode_batch(self, texts, **kwargs):
+        """list of str -> list of lists of ids (same keyword arguments as `encode`)."""
+        if isinstance(texts, str):
+            raise TypeError("encode_batch takes a list of str; use encode for one str")
+        return [self.encode(t, **kwargs) for t in texts]
+
+    # -- decoding ----------------------------------------------------------------------------
+
+    def decode_bytes(self, ids):
+        """Sequence of ids (ints or a 1-D int array) -> bytes; an unknown id raises ValueError."""
+        ids = _check_ids(ids)
+        try:
+            return b"".join(map(self._vocab.__getitem__, ids))
+        except (KeyError, TypeError):
+            raise _bad_id(ids, self._vocab, self.vocab_size) from None
+
+    def decode(self, ids):
+        """Sequence of ids -> str; bytes that are not valid UTF-8 become U+FFFD."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # -- dicts and files ---------------------------------------------------------------------
+
+    def to_dict(self):
+        """JSON-able dict: {"type": "bpe", "pattern", "byte_ids" (None = identity), "merges"
+        [[a, b, id], ...] in rank order, "special_tokens" {str: id}}."""
+        identity = self.byte_ids == list(range(256))
+        return {"type": "bpe", "pattern": self.pattern,
+                "byte_ids": None if identity else list(self.byte_ids),
+                "merges": [[a, b, new] for (a, b), new in self.merges.items()],
+                "special_tokens": dict(self.special_tokens)}
+
+    @classmethod
+    def from_dict(cls, d):
+        """The tokenizer saved by `to_dict`."""
+        if not isinstance(d, dict) or d.get("type") != "bpe":
+            raise ValueError(f"not a BPETokenizer dict: {str(d)[:80]!r}")
+        try:
+            merges = {(a, b): new for a, b, new in d["merges"]}
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"bad 'merges' in BPETokenizer dict: {e}") from None
+        return cls(merges, pattern=d.get("pattern", "gpt2"),
+                   special_tokens=d.get("special_tokens"), byte_ids=d.get("byte_ids"))
+
+    def save(self, path):
+        """Write a readable text file: pattern, byte ids, special tokens, one merge a line.
+
+        Lines: `tinylm-bpe 1`; `pattern <JSON str>`; `bytes identity` or `bytes <256 ids>`;
+        `special <id> <JSON str>`; `merge <left> <right> <id>`, rank order. Lines starting with `#`
+        are comments; each merge line ends with `# <the token it makes>`, for reading.
+        """
+        lines = [_FORMAT, f"pattern {json.dumps(self.pattern)}"]
+        identity = self.byte_ids == list(range(256))
+        lines.append("bytes identity" if identity else "bytes " + " ".join(map(str, self.byte_ids)))
+        lines += [f"special {i} {json.dumps(s, ensure_ascii=False)}" for s, i in self.special_tokens.items()]
+        vocab = self._vocab
+        for (a, b), new in self.merges.items():
+            shown = json.dumps(vocab[new].decode("utf-8", errors="replace"), ensure_ascii=False)
+            lines.append(f"merge {a} {b} {new}  # {shown}")
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path):
+        """Read a file written by `save`; malformed lines raise ValueError with file and line."""
+        path = Path(path)
+        try:
+            lines = path.read_text(encoding="utf-8").split("\n")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        pattern, byte_ids, specials, merges = None, None, {}, {}
+        known = set(range(256))       # ids defined so far (byte ids are replaced below)
+
+        def fail(lineno, msg):
+            raise ValueError(f"{path}:{lineno}: {msg}")
+
+        if not lines or lines[0].strip() != _FORMAT:
+            fail(1, f"expected the header {_FORMAT!r}, got {lines[0][:40]!r}")
+        for lineno, line in enumerate(lines[1:], start=2):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            kind, _, rest = line.partition(" ")
+            try:
+                if kind == "merge":
+                    a, b, new = (int(x) for x in rest.split("#", 1)[0].split())
+                    if a not in known or b not in known:
+                        fail(lineno, f"merge uses id {a if a not in known else b} before it is defined")
+                    if new in known or new in specials.values():
+                        fail(lineno, f"merge makes id {new}, which is already taken")
+                    if (a, b) in merges:
+                        fail(lineno, f"duplicate merge ({a}, {b})")
+                    merges[(a, b)] = new
+                    known.add(new)
+                elif kind == "pattern":
+                    if merges or pattern is not None:
+                        fail(lineno, "'pattern' must come once, before the merges")
+                    pattern = json.loads(rest)
+                    if not isinstance(pattern, str):
+                        fail(lineno, "pattern must be a JSON string")
+                    try:
+                        regex.compile(pattern)
+                    except regex.error as e:
+                        fail(lineno, f"bad pattern: {e}")
+                elif kind == "bytes":
+                    if merges or byte_ids is not None:
+                        fail(lineno, "'bytes' must come once, before the merges")
+                    byte_ids = list(range(256)) if rest.strip() == "identity" else [int(x) for x in rest.split()]
+                    if len(byte_ids) != 256 or len(set(byte_ids)) != 256 or min(byte_ids) < 0:
+                        fail(lineno, f"'bytes' needs 256 distinct non-negative ids, got {len(byte_ids)}")
+                    known = set(byte_ids)
+                elif kind == "special":
+                    sid, _, name = rest.partition(" ")
+                    sid, name = int(sid), json.loads(name)
+                    if not isinstance(name, str) or not name:
+                        fail(lineno, "special token name must be a non-empty JSON string")
+                    if name in specials or sid in specials.values():
+                        fail(lineno, f"duplicate special token {name!r} / id {sid}")
+                    specials[name] = sid
+                else:
+                    fail(lineno, f"unknown line kind {kind!r} (expected pattern, bytes, special or merge)")
+            except (json.JSONDecodeError, ValueError) as e:
+                if str(e).startswith(f"{path}:"):
+                    raise
+                fail(lineno, f"malformed {kind!r} line {line[:60]!r} ({e})")
+        if pattern is None:
+            fail(len(lines) - (lines[-1] == ""), "no 'pattern' line")
+        try:
+            return cls(merges, pattern=pattern, special_tokens=specials, byte_ids=byte_ids)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    # -- GPT-2 / Hugging Face files ----------------------------------------------------------
+
+    @classmethod
+    def from_gpt2(cls, encoder_json, vocab_bpe):
+        """GPT-2's tokenizer from OpenAI's `encoder.json` + `vocab.bpe` (or HF's `vocab.json` +
+        `merges.txt`, the same formats); entries of the JSON that are neither bytes nor merges
+        (GPT-2: "<|endoftext|>" = 50256) become special tokens."""
+        encoder = _read_json(encoder_json)
+        if not isinstance(encoder, dict) or not all(type(v) is int for v in encoder.values()):
+            raise ValueError(f"{encoder_json}:1: expected a JSON object token -> int id")
+        b2u = bytes_to_unicode()
+        try:
+            byte_ids = [encoder[b2u[b]] for b in range(256)]
+        except KeyError as e:
+            raise ValueError(f"{encoder_json}: the byte token {e.args[0]!r} is missing") from None
+        vocab_bpe = Path(vocab_bpe)
+        try:
+            lines = vocab_bpe.read_text(encoding="utf-8").split("\n")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{vocab_bpe}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        merges, made = {}, set(byte_ids)
+        for lineno, line in enumerate(lines, start=1):
+            if lineno == 1 and line.startswith("#version"):
+                continue
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise ValueError(f"{vocab_bpe}:{lineno}: expected two tokens separated by a space, "
+                                 f"got {line[:60]!r}")
+            left, right = parts
+            ids = [encoder.get(left), encoder.get(right), encoder.get(left + right)]
+            for tok, i in zip((left, right, left + right), ids):
+                if i is None:
+                    raise ValueError(f"{vocab_bpe}:{lineno}: token {tok!r} is not in {Path(encoder_json).name}")
+            if ids[0] not in made or ids[1] not in made:
+                raise ValueError(f"{vocab_bpe}:{lineno}: merge {line!r} uses a token no earlier merge makes")
+            if ids[2] in made:
+                raise ValueError(f"{vocab_bpe}:{lineno}: merge {line!r} makes a token that already exists")
+            merges[(ids[0], ids[1])] = ids[2]
+            made.add(ids[2])
+        specials = {tok: i for tok, i in encoder.items() if i not in made}
+        try:
+            return cls(merges, pattern="gpt2", special_tokens=specials, byte_ids=byte_ids)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{encoder_json}: {e}") from None
+
+    @classmethod
+    def from_pretrained(cls, directory):
+        """GPT-2's tokenizer from a folder holding `encoder.json` + `vocab.bpe` (OpenAI's names)
+        or `vocab.json` + `merges.txt` (Hugging Face's names)."""
+        d = Path(directory)
+        for vocab, merges in (("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")):
+            if (d / vocab).is_file() and (d / merges).is_file():
+                return cls.from_gpt2(d / vocab, d / merges)
+        raise FileNotFoundError(f"{d} holds neither encoder.json + vocab.bpe "
+                                f"nor vocab.json + merges.txt")
+
+
+def _learn_merges(counts, num_merges, progress=None, verbose=False):
+    """Counter of chunk str -> frequency  ->  merges dict (a, b) -> new id, at most num_merges.
+
+    Each unique chunk is a list of ids with its count. `stats` holds pair -> weighted count and
+    `where` pair -> indices of chunks that may contain it (a superset: stale entries are
+    harmless). Merging pair (a, b) into id n rewrites only the chunks in where[(a, b)], each
+    occurrence x a b y becoming x n y: (x, a) and (b, y) lose the chunk's count, (x, n) and
+    (n, y) gain it. Pairs without n can only lose count and pairs with n are new, so the
+    heap holds at most one entry per pair, an upper bound of its count; a popped entry
+    whose count went down is pushed back with the true count (lazy invalidation). Tie rule:
+    heap order (-count, pair), i.e. highest count, then smallest (left, right).
+    """
+    words = [list(chunk.encode("utf-8")) for chunk in counts]
+    freqs = list(counts.values())
+    stats = defaultdict(int)
+    where = defaultdict(set)
+    for i, ids in enumerate(words):
+        f = freqs[i]
+        for pair in zip(ids, ids[1:]):
+            stats[pair] += f
+            where[pair].add(i)
+    heap = [(-c, pair) for pair, c in stats.items()]
+    heapq.heapify(heap)
+
+    from tqdm.auto import tqdm
+    disable = (num_merges < 1000 or None) if progress is None else not progress
+    bar = tqdm(total=num_merges, desc="bpe merges", unit="merge", disable=disable)
+    merges, vocab = {}, {i: bytes([i]) for i in range(256)}
+    new = 256
+    while len(merges) < num_merges and heap:
+        negc, pair = heapq.heappop(heap)
+        c = stats.get(pair, 0)
+        if c != -negc:                  # stale: the count went down since it was pushed
+            if c > 0:
+                heapq.heappush(heap, (-c, pair))
+            continue
+        a, b = pair
+        merges[pair] = new
+        if verbose:
+            vocab[new] = vocab[a] + vocab[b]
+            print(f"merge {len(merges)}/{num_merges}: {pair} -> {new} ({vocab[new]!r}) had {c} occurrences")
+        touched = set()                 # pairs with the new id whose count went up
+        for i in where.pop(pair):
+            ids, f, j = words[i], freqs[i], 0
+            while True:                 # each occurrence, left to right: x a b y -> x new y
+                try:
+                    j = ids.index(a, j)
+                except ValueError:
+                    break
+                if j + 1 < len(ids) and ids[j + 1] == b:
+                    if j:
+                        x = ids[j - 1]
+                        stats[x, a] -= f
+                        stats[x, new] += f
+                        touched.add((x, new))
+                        where[x, new].add(i)
+                    if j + 2 < len(ids):
+                        y = ids[j + 2]
+                        stats[b, y] -= f
+                        stats[new, y] += f
+                        touched.add((new, y))
+                        where[new, y].add(i)
+                    ids[j:j + 2] = (new,)
+                j += 1
+        del stats[pair]
+        for p in touched:
+            if stats[p] > 0:
+                heapq.heappush(heap, (-stats[p], p))
+        new += 1
+        bar.update()
+    bar.close()
+    return merges
+
+
+def tokenizer_from_dict(d):
+    """CharTokenizer or BPETokenizer from its `to_dict()` (dispatch on d["type"])."""
+    kind = d.get("type") if isinstance(d, dict) else None
+    if kind == "char":
+        return CharTokenizer.from_dict(d)
+    if kind == "bpe":
+        return BPETokenizer.from_dict(d)
+    raise ValueError(f"unknown tokenizer dict type {kind!r} (expected 'char' or 'bpe')")
