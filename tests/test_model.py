@@ -199,6 +199,9 @@ def test_generate_cache_equals_recompute_and_seeds(device):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
     np.testing.assert_array_equal(a.numpy(), c.numpy())
     np.testing.assert_array_equal(a.numpy()[0, :3], [1, 2, 3])
+    long = [[1, 2, 3, 4, 5, 6, 7, 8, 9]]  # a prompt longer than block_size 6 slides at once
+    np.testing.assert_array_equal(m.generate(long, 4, seed=1).numpy(),
+                                  m.generate(long, 4, seed=1, use_cache=False).numpy())
     others = [m.generate(prompt, 12, seed=s).numpy() for s in range(4, 8)]
     assert any((o != a.numpy()).any() for o in others)
     # greedy is argmax at every step

@@ -294,8 +294,9 @@ class GPT(nn.Module):
             "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head, "layer_norm_epsilon": 1e-5,
             "attn_pdrop": c.dropout, "embd_pdrop": c.dropout, "resid_pdrop": c.dropout,
             "initializer_range": 0.02, "tie_word_embeddings": True,
-            "bos_token_id": c.vocab_size - 1, "eos_token_id": c.vocab_size - 1,
         }
+        if c.vocab_size == 50257:  # GPT-2's BPE: <|endoftext|> is 50256
+            hf.update(bos_token_id=50256, eos_token_id=50256)
         with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
             json.dump(hf, f, indent=2)
             f.write("\n")
