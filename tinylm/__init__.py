@@ -12,7 +12,10 @@ import numpy as np
 
 from . import backend, ops, functional
 from . import functional as F
-from . import optim, data, checkpoint
+from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers
+from .model import GPT, GPTConfig, PRESETS
+from .sampling import sample_next
+from .tokenizers import CharTokenizer, BPETokenizer
 from .autograd import Tensor, Function, no_grad, enable_grad, is_grad_enabled, sum_to, OPS
 from .backend import manual_seed, gpu_available, get_array_module, parse_device
 from .gradcheck import gradcheck, GradcheckError
@@ -103,5 +106,7 @@ __all__ = [
     "Tensor", "Function", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "rand", "randint",
     "arange", "zeros_like", "ones_like", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed",
     "gpu_available", "get_array_module", "parse_device", "sum_to", "gradcheck", "GradcheckError",
-    "F", "functional", "backend", "optim", "data", "checkpoint", "float32", "float64", "int64",
+    "F", "functional", "backend", "optim", "data", "checkpoint", "nn",
+    "sampling", "safetensors", "tokenizers", "GPT", "GPTConfig", "PRESETS", "sample_next", "CharTokenizer",
+    "BPETokenizer", "float32", "float64", "int64",
 ]

@@ -54,7 +54,8 @@ def linear(x, weight, bias=None):
 def embedding(idx, weight, padding_idx=None):
     """Rows of `weight` (V, C) at integer ids `idx` (any shape) -> (*idx.shape, C)."""
     _check_tensor(weight, "weight", "embedding")
-    ids = idx.data if isinstance(idx, Tensor) else backend.to_device(np.asarray(idx), weight.device)
+    ids = idx.data if isinstance(idx, Tensor) else backend.to_device(
+        idx if hasattr(idx, "dtype") else np.asarray(idx), weight.device)
     if isinstance(idx, Tensor) and idx.device != weight.device:
         raise ValueError(f"embedding: ids on '{idx.device}', weight on '{weight.device}'")
     if ids.dtype.kind not in "iu":
@@ -88,7 +89,8 @@ def dropout(x, p=0.5, training=True):
 def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     """Fused log-softmax + NLL. logits (N, V) or (..., V); targets (N,) or (...) integer ids."""
     _check_tensor(logits, "logits", "cross_entropy")
-    t = targets.data if isinstance(targets, Tensor) else backend.to_device(np.asarray(targets), logits.device)
+    t = targets.data if isinstance(targets, Tensor) else backend.to_device(
+        targets if hasattr(targets, "dtype") else np.asarray(targets), logits.device)
     if isinstance(targets, Tensor) and targets.device != logits.device:
         raise ValueError(f"cross_entropy: logits on '{logits.device}', targets on '{targets.device}'")
     if t.dtype.kind not in "iu":
