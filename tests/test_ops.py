@@ -272,6 +272,18 @@ def case_attention(draw, device):
     return fn, (q, k, v)
 
 
+def case_selfattention(draw, device):
+    b, t, nh, hs = (draw(st.integers(1, 3)) for _ in range(4))
+    qkv = leaf(values(draw(seeds), (b, t, 3 * nh * hs)), device)
+    causal = draw(st.booleans())
+    p = draw(st.sampled_from([0.0, 0.3]))
+
+    def fn(qkv):
+        tl.manual_seed(3)
+        return F.causal_self_attention(qkv, nh, dropout_p=p, causal=causal)
+    return fn, (qkv,)
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
@@ -332,3 +344,26 @@ def test_fused_attention_equals_the_composed_reference(device, data):
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-10, atol=1e-12)
     for g0, g1 in zip(*grads):
         np.testing.assert_allclose(g0, g1, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=15)
+@given(data=st.data())
+def test_fused_self_attention_equals_split_heads_reference(device, data):
+    fn, (qkv,) = case_selfattention(data.draw, device)
+    b, t, c3 = qkv.shape
+    nh = data.draw(st.sampled_from([n for n in range(1, c3 // 3 + 1) if (c3 // 3) % n == 0]))
+    c, hs = c3 // 3, c3 // 3 // nh
+    outs, grads = [], []
+    for fused in (True, False):
+        qkv.zero_grad()
+        if fused:
+            y = F.causal_self_attention(qkv, nh)
+        else:
+            q, k, v = (z.reshape(b, t, nh, hs).transpose(1, 2) for z in F.split(qkv, c, axis=-1))
+            y, _ = F.scaled_dot_product_attention(q, k, v, is_causal=True, return_weights=True)
+            y = y.transpose(1, 2).reshape(b, t, c)
+        (y * y).sum().backward()
+        outs.append(y.numpy())
+        grads.append(tl.backend.to_numpy(qkv.grad).copy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-9, atol=1e-12)

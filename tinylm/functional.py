@@ -175,23 +175,22 @@ def split(x, split_size_or_sections, axis=-1):
 
 
 # ---------------------------------------------------------------------------- attention
-_mask_cache = {}
+causal_mask = ops.causal_mask
 
 
-def causal_mask(t_q, t_k, device, additive=False):
-    """(t_q, t_k) mask where query i may see key j <= i + t_k - t_q (aligned to the end, for KV caches).
+def causal_self_attention(qkv, n_head, dropout_p=0.0, training=True, causal=True, kv_cache=None, layer=0):
+    """Multi-head self-attention, fused: packed qkv (B, T, 3C) -> merged heads (B, T, C).
 
-    Boolean (True = allowed), or with `additive=True` float32 0 / -inf to add to scores.
+    The same as splitting qkv into q, k, v, reshaping each to (B, nh, T, hs), calling
+    scaled_dot_product_attention and merging the heads back, in one op. With a `kv_cache`
+    (generation, under no_grad), the new keys and values are appended to layer `layer`'s.
     """
-    key = (t_q, t_k, device, additive)
-    m = _mask_cache.get(key)
-    if m is None:
-        xp = backend.array_module(device)
-        m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
-        if additive:
-            m = xp.where(m, np.float32(0), np.float32(-np.inf)).astype(np.float32)
-        _mask_cache[key] = m
-    return m
+    _check_tensor(qkv, "qkv", "causal_self_attention")
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
+        raise ValueError(f"causal_self_attention: qkv of shape {qkv.shape} is not (B, T, 3C) with C "
+                         f"divisible by n_head={n_head}")
+    return ops.SelfAttention.apply(qkv, n_head=n_head, causal=causal, kv_cache=kv_cache, layer=layer,
+                                   dropout_p=float(dropout_p) if training else 0.0)
 
 
 def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0,

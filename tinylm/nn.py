@@ -376,13 +376,19 @@ class MultiHeadAttention(Module):
     def forward(self, x, attn_mask=None, kv_cache=None, layer=0, return_weights=False):
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
-        q, k, v = F.split(self.c_attn(x), C, axis=-1)              # (B, T, 3C) -> 3 x (B, T, C)
+        qkv = self.c_attn(x)                                       # (B, T, 3C)
+        if kv_cache is not None and qkv.requires_grad:  # recorded for backward, but the cache would cut the graph
+            raise RuntimeError("a KVCache is for inference: call the model under tinylm.no_grad()")
+        if attn_mask is None and not return_weights:
+            # the fast path: split heads, attend, merge heads in one fused op (the same math as below)
+            y = F.causal_self_attention(qkv, nh, self.dropout_p, self.training, causal=self.causal,
+                                        kv_cache=kv_cache, layer=layer)  # (B, T, C)
+            return self.resid_dropout(self.c_proj(y))              # (B, T, C)
+        q, k, v = F.split(qkv, C, axis=-1)                         # (B, T, 3C) -> 3 x (B, T, C)
         q = q.reshape(B, T, nh, hs).transpose(1, 2)                # (B, nh, T, hs)
         k = k.reshape(B, T, nh, hs).transpose(1, 2)                # (B, nh, T, hs)
         v = v.reshape(B, T, nh, hs).transpose(1, 2)                # (B, nh, T, hs)
         if kv_cache is not None:  # inference: attend to the cached keys too (no gradient through them)
-            if k.requires_grad:  # recorded for backward, but the cache would cut the graph
-                raise RuntimeError("a KVCache is for inference: call the model under tinylm.no_grad()")
             k_all, v_all = kv_cache.update(layer, k.data, v.data)  # (B, nh, S, hs)
             k, v = Tensor._make(k_all, x.device), Tensor._make(v_all, x.device)
         y = F.scaled_dot_product_attention(

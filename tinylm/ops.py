@@ -536,6 +536,59 @@ class Where(Function):
         return None, ga, gb
 
 
+_mask_cache = {}
+
+
+def causal_mask(t_q, t_k, device, additive=False):
+    """(t_q, t_k) mask where query i may see key j <= i + t_k - t_q (aligned to the end, for KV caches).
+
+    Boolean (True = allowed), or with `additive=True` float32 0 / -inf to add to scores. Cached.
+    """
+    key = (t_q, t_k, device, additive)
+    m = _mask_cache.get(key)
+    if m is None:
+        from .backend import array_module
+        xp = array_module(device)
+        m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
+        if additive:
+            m = xp.where(m, xp.float32(0), xp.float32(-xp.inf)).astype(xp.float32)
+        _mask_cache[key] = m
+    return m
+
+
+def _attend(q, k, v, mask, scale, dropout_p):
+    """softmax(q k^T * scale + mask) v with dropout on the weights -> (out, weights, dropout mask)."""
+    xp = get_array_module(q)
+    att = q @ xp.swapaxes(k, -1, -2)                           # (B, nh, T, S)
+    att *= scale
+    if mask is not None:
+        att += mask
+    att -= att.max(axis=-1, keepdims=True)
+    xp.exp(att, out=att)
+    att /= att.sum(axis=-1, keepdims=True)                     # softmax weights
+    drop = None
+    if dropout_p > 0.0:
+        keep = get_generator(device_of(q)).uniform(att.shape, dtype=att.dtype) >= dropout_p
+        drop = (keep * (1.0 / (1.0 - dropout_p))).astype(att.dtype, copy=False)
+    return (att * drop if drop is not None else att) @ v, att, drop   # (B, nh, T, hs)
+
+
+def _attend_backward(g, q, k, v, att, drop, scale):
+    """Gradients of _attend's output for q, k, v (softmax backward written out)."""
+    xp = get_array_module(g)
+    used = att * drop if drop is not None else att
+    gv = xp.swapaxes(used, -1, -2) @ g                         # (B, nh, S, hs)
+    ga = g @ xp.swapaxes(v, -1, -2)                            # (B, nh, T, S)
+    if drop is not None:
+        ga *= drop
+    ga *= att                                                  # softmax backward:
+    ga -= att * ga.sum(axis=-1, keepdims=True)                 # att * (ga - sum(ga * att))
+    ga *= scale
+    gq = ga @ k                                                # (B, nh, T, hs)
+    gk = xp.swapaxes(ga, -1, -2) @ q                           # (B, nh, S, hs)
+    return gq, gk, gv
+
+
 @register
 class Attention(Function):
     """Fused softmax(q k^T * scale + mask) v, dropout on the weights; q (B, nh, T, hs), k, v (B, nh, S, hs).
@@ -546,35 +599,58 @@ class Attention(Function):
     """
 
     def forward(self, q, k, v, mask):
-        xp = get_array_module(q)
-        att = q @ xp.swapaxes(k, -1, -2)                       # (B, nh, T, S)
-        att *= self.scale
-        if mask is not None:
-            att += mask
-        att -= att.max(axis=-1, keepdims=True)
-        xp.exp(att, out=att)
-        att /= att.sum(axis=-1, keepdims=True)                 # softmax weights
-        self.drop = None
-        if self.dropout_p > 0.0:
-            keep = get_generator(device_of(q)).uniform(att.shape, dtype=att.dtype) >= self.dropout_p
-            self.drop = (keep * (1.0 / (1.0 - self.dropout_p))).astype(att.dtype, copy=False)
-        self.q, self.k, self.v, self.att = q, k, v, att
-        return (att * self.drop if self.drop is not None else att) @ v   # (B, nh, T, hs)
+        out, self.att, self.drop = _attend(q, k, v, mask, self.scale, self.dropout_p)
+        self.q, self.k, self.v = q, k, v
+        return out
+
+    def backward(self, g):
+        gq, gk, gv = _attend_backward(g, self.q, self.k, self.v, self.att, self.drop, self.scale)
+        return gq, sum_to(gk, self.k.shape), sum_to(gv, self.v.shape), None
+
+
+@register
+class SelfAttention(Function):
+    """Multi-head causal self-attention from packed qkv (B, T, 3C) to merged heads (B, T, C), fused.
+
+    The head split (reshape + transpose), the attention and the head merge in one op: what
+    nanoGPT writes as split, view, transpose x3, attention, transpose, view. Keyword
+    arguments: n_head, causal, dropout_p, and for generation a `kv_cache` (with
+    `update(layer, k, v) -> (k_all, v_all)`) and its `layer`; no gradient flows into a cache.
+    """
+
+    def forward(self, qkv):
+        xp = get_array_module(qkv)
+        B, T, C3 = qkv.shape
+        nh = self.n_head
+        C, hs = C3 // 3, C3 // 3 // nh
+        x = qkv.reshape(B, T, 3, nh, hs)
+        q = x[:, :, 0].transpose(0, 2, 1, 3)                   # (B, nh, T, hs) views
+        k = x[:, :, 1].transpose(0, 2, 1, 3)
+        v = x[:, :, 2].transpose(0, 2, 1, 3)
+        cache = getattr(self, "kv_cache", None)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)              # (B, nh, S, hs): past and new
+        S = k.shape[2]
+        mask = causal_mask(T, S, device_of(qkv), additive=True) if self.causal and T > 1 else None
+        self.scale = 1.0 / math.sqrt(hs)
+        out, self.att, self.drop = _attend(q, k, v, mask, self.scale, self.dropout_p)
+        self.q, self.k, self.v, self.shape = q, k, v, qkv.shape
+        y = xp.empty((B, T, nh, hs), dtype=out.dtype)
+        y[...] = out.transpose(0, 2, 1, 3)                     # merge heads
+        return y.reshape(B, T, C)                              # (B, T, C)
 
     def backward(self, g):
         xp = get_array_module(g)
-        q, k, v, att, drop = self.q, self.k, self.v, self.att, self.drop
-        used = att * drop if drop is not None else att
-        gv = sum_to(xp.swapaxes(used, -1, -2) @ g, v.shape)    # (B, nh, S, hs)
-        ga = g @ xp.swapaxes(v, -1, -2)                        # (B, nh, T, S)
-        if drop is not None:
-            ga *= drop
-        ga *= att                                              # softmax backward:
-        ga -= att * ga.sum(axis=-1, keepdims=True)             # att * (ga - sum(ga * att))
-        ga *= self.scale
-        gq = ga @ k                                            # (B, nh, T, hs)
-        gk = sum_to(xp.swapaxes(ga, -1, -2) @ q, k.shape)      # (B, nh, S, hs)
-        return gq, gk, gv, None
+        B, T, C3 = self.shape
+        nh = self.n_head
+        hs = C3 // 3 // nh
+        g4 = g.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)     # (B, nh, T, hs)
+        gq, gk, gv = _attend_backward(g4, self.q, self.k, self.v, self.att, self.drop, self.scale)
+        gx = xp.empty((B, T, 3, nh, hs), dtype=g.dtype)
+        gx[:, :, 0] = gq.transpose(0, 2, 1, 3)
+        gx[:, :, 1] = gk.transpose(0, 2, 1, 3)
+        gx[:, :, 2] = gv.transpose(0, 2, 1, 3)
+        return gx.reshape(B, T, C3)                            # (B, T, 3C)
 
 
 @register
