@@ -6,6 +6,7 @@ and the hand-checked "aaabdaaabac" example. GPT-2 tests skip when ../shared/data
 tiktoken tests skip when tiktoken (the `test` extra) is not installed.
 """
 import json
+import string
 from collections import Counter
 from pathlib import Path
 
@@ -45,6 +46,14 @@ _pieces = st.one_of(
     st.text(st.characters(**_UTF8), max_size=6),
 )
 texts = st.lists(_pieces, max_size=12).map("".join)
+ascii_texts = st.one_of(
+    st.text(st.characters(max_codepoint=127), max_size=40),
+    st.lists(st.one_of(st.text(st.sampled_from(string.ascii_letters), min_size=1, max_size=5),
+                       st.text(st.sampled_from(string.digits), min_size=1, max_size=5),
+                       st.text(st.sampled_from(string.punctuation), min_size=1, max_size=3),
+                       st.text(st.sampled_from(" \t\n\r\x0b\x0c\x1c\x1f"), min_size=1, max_size=5),
+                       st.sampled_from(["'s", "'T", "'re", "'VE", "'m", "'ll", "'D", "'x"])),
+             max_size=12).map("".join))
 
 
 def _bytes_to_unicode():
@@ -263,6 +272,19 @@ def test_train_rebuilds_derived_state():
 
 
 # --- encoding and decoding ------------------------------------------------------------------
+
+_PRESETS = {name: BPETokenizer(pattern=name) for name in PATTERNS}
+
+
+@settings(max_examples=300, deadline=None)
+@given(ascii_texts)
+def test_ascii_twins_split_as_presets(s):
+    """On ASCII text the presets run as `re` twins (faster); they must split the same."""
+    for tok in _PRESETS.values():
+        assert tok._ascii_re.findall(s) == tok._compiled.findall(s)
+        assert tok._split(s + "é") == tok._compiled.findall(s + "é")
+    assert BPETokenizer(pattern=r"\w+|\W")._ascii_re is None   # custom patterns have no twin
+
 
 def test_encode_equals_naive_and_tokens_reachable(trained):
     assert trained.encode_ordinary(_SAMPLE) == naive_encode(trained, _SAMPLE)
