@@ -139,6 +139,14 @@ def peak_memory_mib():
     if GPU:
         import cupy
         return cupy.get_default_memory_pool().total_bytes() / 2**20
+    # VmHWM: the peak RSS of this process's own address space. (ru_maxrss is no good here: Linux
+    # carries the parent's peak across fork + exec, so a child would report the parent's.)
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -150,14 +158,18 @@ def torch_peak_gpu_mib():
 
 def run_only(config, batches):
     """One framework alone in this process: a few steps, then its peak memory as JSON."""
-    model, step = tinylm_setup(config, batches)
     if args.only == "torch":
+        import gc
+        tl.manual_seed(0)
+        model = GPT(config, device=DEVICE)   # only to copy the same initial weights across
         tm, tstep, sync = torch_setup(model, batches)
         del model
+        gc.collect()
         for i in range(args.warmup + 2):
             timed(tstep, i, sync)
         mem = torch_peak_gpu_mib() if GPU else peak_memory_mib()
     else:
+        model, step = tinylm_setup(config, batches)
         for i in range(args.warmup + 2):
             timed(step, i, gpu_sync if GPU else None)
         mem = peak_memory_mib()
