@@ -7,6 +7,10 @@ that behaves like CuPy ("strict"), and on real CuPy ("cuda:0") where a CUDA GPU 
 import os
 from pathlib import Path
 
+# Small test arrays gain nothing from BLAS threads, and threads thrash on a busy machine.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 import pytest
 from hypothesis import HealthCheck, settings
 

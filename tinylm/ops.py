@@ -390,7 +390,7 @@ class Gelu(Function):
     """GPT-2's GELU: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
 
     Computed as x / (1 + exp(-2u)), the same function (0.5 (1 + tanh(u)) = sigmoid(2u)), in
-    fewer passes, and with exp, which NumPy runs several times faster than tanh on float32
+    fewer passes, and with exp, which NumPy runs about twice as fast as tanh on float32
     (docs/design.md, Speed). With s = sigmoid(2u): dy/dx = s (1 + 2 k x (1 - s)(1 + 3c x^2)).
     """
 
