@@ -5,7 +5,7 @@
     python examples/generate.py --pretrained path/to/gpt2 --prompt "Once upon a time" --top-k 40
 
     # a model trained with tinylm (examples/train_shakespeare.py)
-    python examples/generate.py --checkpoint out/ckpt --prompt "ROMEO:" --temperature 0.8
+    python examples/generate.py --checkpoint out/shakespeare-char/best.npz --prompt "ROMEO:" --temperature 0.8
 
 Thin on purpose: GPT.from_pretrained / GPT.generate (tinylm/model.py) do the work.
 """
@@ -34,14 +34,12 @@ def load_training_checkpoint(path, device):
         sys.exit("--checkpoint needs tinylm/checkpoint.py, which this checkout does not have yet; "
                  "use --pretrained DIR for a GPT-2 folder")
     from tinylm.tokenizers import tokenizer_from_dict
-    ckpt = load_checkpoint(path)
-    # TODO(checkpoint): this reads the fields the checkpoint format is expected to have ("config",
-    # "model", "tokenizer"); align it with load_checkpoint's return value once that module lands.
-    config = ckpt["config"]
-    config = GPTConfig.from_dict(config.get("model", config)) if isinstance(config, dict) else config
-    model = GPT(config, device=device)
-    model.load_state_dict(ckpt["model"])
-    return model, tokenizer_from_dict(ckpt["tokenizer"])
+    ckpt = load_checkpoint(path)                      # a Checkpoint: .model, .config, .tokenizer, .step, ...
+    if ckpt.tokenizer is None:
+        sys.exit(f"{path} holds no tokenizer (train with tinylm.train.train(..., tokenizer=tok))")
+    model = GPT(GPTConfig.from_dict(ckpt.config), device=device)
+    model.load_state_dict(ckpt.model)
+    return model, tokenizer_from_dict(ckpt.tokenizer)
 
 
 def main(argv=None):

@@ -1,0 +1,133 @@
+"""Train a GPT on tiny Shakespeare, characters or BPE tokens, on the CPU or a GPU.
+
+    python examples/train_shakespeare.py --device cpu                 # cpu-small: 4 layers, 128 wide, 2000 steps
+    python examples/train_shakespeare.py --device gpu                 # char-6L: nanoGPT's shakespeare_char run
+    python examples/train_shakespeare.py --tokenizer bpe --vocab-size 512
+    python examples/train_shakespeare.py --device cpu --resume        # continue from out/shakespeare-char/last.npz
+    python examples/generate.py --checkpoint out/shakespeare-char/best.npz --prompt "ROMEO:"
+
+Every field of GPTConfig (tinylm/model.py) and TrainConfig (tinylm/train.py) is a flag
+(`--n-layer`, `--lr`, `--max-iters`, ...); a preset fills in the rest (--preset, by default
+cpu-small on the CPU and char-6L on a GPU). A sample is printed at every evaluation and at
+the end. Ctrl-C saves a checkpoint; run the same command with --resume to continue.
+Thin on purpose: tinylm.train.train does the work.
+"""
+import argparse
+import dataclasses
+import inspect
+import os
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import numpy as np  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+import tinylm as tl  # noqa: E402
+from tinylm.checkpoint import load_checkpoint  # noqa: E402
+from tinylm.data import TokenDataset, load_shakespeare  # noqa: E402
+from tinylm.model import GPT, GPTConfig  # noqa: E402
+from tinylm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict  # noqa: E402
+from tinylm.train import TrainConfig, train  # noqa: E402
+
+PRESETS = ["cpu-small", "char-6L"]   # names shared by tinylm.model.PRESETS and tinylm.train.PRESETS
+DEFAULT_PRESET = {"cpu": "cpu-small", "strict": "cpu-small", "gpu": "char-6L"}
+
+
+def field_comments(cls):
+    """{field: its trailing comment} from a dataclass's source: the comments are the flags' help."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return dict(re.findall(r"^\s+(\w+):[^=\n]+=[^#\n]+#\s*(.+)$", source, re.M))
+
+
+def add_fields(parser, cls, skip=()):
+    """One flag per dataclass field (--n-layer for n_layer), default None so the preset fills it in."""
+    group = parser.add_argument_group(f"{cls.__name__} fields (default: the preset's)")
+    helps = field_comments(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helps.get(f.name))
+        else:
+            group.add_argument(flag, type=f.type, default=None, metavar=f.name.upper(), help=helps.get(f.name))
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu", "strict"], metavar="{auto,cpu,gpu}",
+                   help="auto = gpu when CuPy and a CUDA device are present, else cpu")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="model and training sizes (default: cpu-small on cpu, char-6L on gpu)")
+    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    p.add_argument("--vocab-size", type=int, default=512, help="bpe: ids in the trained tokenizer")
+    p.add_argument("--tokenizer-file", default=None, help="bpe: load this BPETokenizer file instead of training one")
+    p.add_argument("--data", default=None, help="the text to train on (default: tiny Shakespeare, found or downloaded)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.npz")
+    p.add_argument("--sample-chars", type=int, default=200, help="length of the samples printed (0 = none)")
+    add_fields(p, GPTConfig, skip=("vocab_size",))
+    add_fields(p, TrainConfig)
+    return p.parse_args(argv)
+
+
+def given(args, cls):
+    """The fields of dataclass `cls` set on the command line (the preset supplies the others)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+
+
+def get_tokenizer(args, text, out_dir):
+    """The run's tokenizer: from the checkpoint when resuming, else built from the training text."""
+    last = os.path.join(out_dir, "last.npz")
+    if args.resume and os.path.isfile(last):
+        return tokenizer_from_dict(load_checkpoint(last).tokenizer)
+    if args.tokenizer == "char":
+        return CharTokenizer.from_text(text)
+    if args.tokenizer_file:
+        return BPETokenizer.load(args.tokenizer_file)
+    train_text = text[:int(0.9 * len(text))]            # the val text stays unseen by the tokenizer too
+    print(f"training a BPE tokenizer to {args.vocab_size} ids on {len(train_text):,} characters")
+    return BPETokenizer().train(train_text, args.vocab_size)
+
+
+def main(argv=None):
+    args = parse(argv)
+    device = args.device if args.device != "auto" else ("gpu" if tl.gpu_available() else "cpu")
+    preset = args.preset or DEFAULT_PRESET[device]
+    tcfg = TrainConfig.from_preset(preset, **{"out_dir": os.path.join("out", f"shakespeare-{args.tokenizer}"),
+                                              **given(args, TrainConfig)})
+
+    text = load_shakespeare(args.data)
+    tok = get_tokenizer(args, text, tcfg.out_dir)
+    data = TokenDataset(np.asarray(tok.encode(text), dtype=np.int64), device=device).split(0.9)
+    tl.manual_seed(tcfg.seed)                            # the initial weights depend on the seed only
+    config = GPTConfig.from_preset(preset, **{**given(args, GPTConfig), "vocab_size": tok.vocab_size})
+    model = GPT(config, device=device)
+    print(f"{preset} on {model.device}: {model.num_parameters():,} parameters, {tok!r}, "
+          f"{len(data.train):,} train and {len(data.val):,} val tokens")
+
+    def sample(row=None):
+        if args.sample_chars <= 0:
+            return
+        prompt = tok.encode("\n")
+        out = model.generate([prompt], args.sample_chars, temperature=0.8, top_k=40, seed=tcfg.seed)
+        words = tok.decode(out.tolist()[0][len(prompt):])[:args.sample_chars]
+        tqdm.write("-" * 40 + "\n" + words + "\n" + "-" * 40)   # tqdm.write: the progress bar stays intact
+
+    history = train(model, data, tcfg, tokenizer=tok, resume=args.resume, on_eval=sample)
+    best = os.path.join(tcfg.out_dir, "best.npz")
+    if history.stopped != "interrupted":
+        ev = history.evals[-1] if history.evals else None
+        if ev is not None:
+            print(f"done at step {history.step}: val loss {ev['val_loss']:.4f}, best {history.best_val_loss:.4f}; "
+                  f"sample with: python examples/generate.py --checkpoint {best}")
+    return history
+
+
+if __name__ == "__main__":
+    sys.exit(130 if main().stopped == "interrupted" else 0)

@@ -1,0 +1,161 @@
+"""Tests for tinylm/train.py and examples/train_shakespeare.py: determinism, resume, NaN, the example end to end."""
+import csv
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinylm as tl
+from tinylm.backend import to_numpy
+from tinylm.checkpoint import load_checkpoint
+from tinylm.data import TokenDataset
+from tinylm.model import GPT, GPTConfig
+from tinylm.train import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+        "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 40
+
+
+def _setup(device, tmp_path, init_seed=0, **overrides):
+    tl.manual_seed(init_seed)
+    model = GPT(TINY, device=device)
+    data = TokenDataset((np.arange(600) * 7) % 11, device=device).split(0.9)
+    cfg = TrainConfig(**{**dict(max_iters=6, batch_size=4, lr=1e-2, min_lr=1e-3, warmup_iters=2, eval_interval=2,
+                                eval_iters=2, log_interval=1, out_dir=str(tmp_path), seed=3, plot=False), **overrides})
+    return model, data, cfg
+
+
+def _weights(model):
+    return {k: to_numpy(v).copy() for k, v in model.state_dict().items()}
+
+
+def test_same_seed_same_losses(device, tmp_path):
+    runs = []
+    for i in range(2):
+        model, data, cfg = _setup(device, tmp_path / str(i), max_iters=4)
+        h = train(model, data, cfg, progress=False)
+        runs.append((h.losses, [e["val_loss"] for e in h.evals], _weights(model)))
+    assert len(runs[0][0]) == 4 and all(math.isfinite(x) for x in runs[0][0])
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    for k in runs[0][2]:
+        np.testing.assert_array_equal(runs[0][2][k], runs[1][2][k])
+    model, data, cfg = _setup(device, tmp_path / "other", max_iters=4, seed=4)  # another run seed: other batches
+    assert train(model, data, cfg, progress=False).losses != runs[0][0]
+
+
+def test_interrupt_then_resume_matches_an_unbroken_run(device, tmp_path):
+    model, data, cfg = _setup(device, tmp_path / "straight")
+    want = train(model, data, cfg, progress=False)
+    want_weights = _weights(model)
+
+    def interrupt(row):
+        if row["step"] == 2:          # Ctrl-C after 3 steps (between evaluations)
+            raise KeyboardInterrupt
+    model, data, cfg = _setup(device, tmp_path / "broken")
+    h = train(model, data, cfg, progress=False, on_step=interrupt)
+    assert h.stopped == "interrupted" and h.step == 3 and h.losses == want.losses[:3]
+    assert load_checkpoint(tmp_path / "broken" / "last.npz").step == 3
+
+    model, data, cfg = _setup(device, tmp_path / "broken", init_seed=99)  # other init: the file supplies all
+    h = train(model, data, cfg, resume=True, progress=False)
+    assert h.start_step == 3 and h.stopped == "max_iters"
+    assert h.losses == want.losses[3:]
+    assert h.best_val_loss == want.best_val_loss
+    for k, v in _weights(model).items():
+        np.testing.assert_array_equal(v, want_weights[k])
+    with open(tmp_path / "broken" / "log.csv", newline="") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f) if not r["val_loss"]]
+    assert steps == list(range(6))    # one row per step, none repeated by the resume
+    assert load_checkpoint(tmp_path / "broken" / "best.npz").extra["best_val_loss"] == want.best_val_loss
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    model, data, cfg = _setup("cpu", tmp_path, max_iters=10, eval_interval=2)
+    saved = {}
+
+    def snapshot(row):
+        saved[row["step"]] = _weights(model)
+
+    def poison(row):
+        if row["step"] == 2:          # after the evaluation (and checkpoint) at step 2
+            model.wte.weight.data[0, 0] = np.nan
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 3.*last\.npz \(step 2\), is kept"):
+        train(model, data, cfg, progress=False, on_step=poison, on_eval=snapshot)
+    ck = load_checkpoint(tmp_path / "last.npz")
+    assert ck.step == 2 and ck.extra["last_eval_step"] == 2
+    for k, v in ck.model.items():
+        assert np.isfinite(v).all()
+        np.testing.assert_array_equal(v, saved[2][k])
+    # a resumed run starts from the good state
+    model, data, cfg = _setup("cpu", tmp_path, max_iters=10, eval_interval=2)
+    assert all(math.isfinite(x) for x in train(model, data, cfg, resume=True, progress=False).losses)
+
+
+def test_early_stopping_and_config_checks(tmp_path):
+    model, data, cfg = _setup("cpu", tmp_path, max_iters=50, eval_interval=1, patience=2, lr=0.0, min_lr=0.0)
+    h = train(model, data, cfg, progress=False)      # lr 0: the val loss never improves after step 0
+    assert h.stopped == "early_stop" and h.step == 2 and len(h.evals) == 3
+    with pytest.raises(ValueError, match="max_iters must be a positive int, got 0"):
+        TrainConfig(max_iters=0)
+    with pytest.raises(ValueError, match="min_lr 0.1 is larger than lr 0.01"):
+        TrainConfig(lr=0.01, min_lr=0.1)
+    with pytest.raises(ValueError, match="unknown training preset 'big'"):
+        TrainConfig.from_preset("big")
+    with pytest.raises(TypeError, match="data must be tinylm.data.Splits"):
+        train(model, [1, 2, 3], cfg)
+    other = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=32))
+    with pytest.raises(ValueError, match="n_embd: saved 16, current 32"):
+        train(other, data, cfg, resume=True, progress=False)
+
+
+# ---------------------------------------------------------------------------- the example
+def _example():
+    spec = importlib.util.spec_from_file_location("train_shakespeare", REPO / "examples" / "train_shakespeare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY_ARGS = ["--max-iters", "3", "--eval-interval", "2", "--eval-iters", "1", "--n-layer", "1", "--n-embd", "16",
+             "--n-head", "2", "--block-size", "16", "--batch-size", "2", "--sample-chars", "20", "--no-plot"]
+
+
+@pytest.mark.parametrize("dev", ["cpu", "strict"])
+def test_example_end_to_end(dev, tmp_path, capsys):
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    args = TINY_ARGS + ["--device", dev, "--data", str(tmp_path / "text.txt"), "--out-dir", str(tmp_path / "out")]
+    h = _example().main(args)
+    assert h.stopped == "max_iters" and h.step == 3 and [e["step"] for e in h.evals] == [0, 2, 3]
+    out = capsys.readouterr().out
+    assert "cpu-small on " + dev in out and "done at step 3" in out and out.count("-" * 40) == 6  # 3 samples
+    ck = load_checkpoint(tmp_path / "out" / "last.npz")
+    assert ck.step == 3 and ck.tokenizer["type"] == "char" and ck.config["n_layer"] == 1
+    assert ck.extra["train_config"]["batch_size"] == 2 and ck.extra["train_config"]["lr"] == 3e-3
+
+
+def test_example_bpe_resume_and_generate(tmp_path, capsys):
+    ex = _example()
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    out_dir = tmp_path / "out"
+    args = TINY_ARGS + ["--device", "cpu", "--data", str(tmp_path / "text.txt"), "--out-dir", str(out_dir),
+                        "--tokenizer", "bpe", "--vocab-size", "280", "--plot"]
+    ex.main(args)
+    ck = load_checkpoint(out_dir / "last.npz")
+    assert ck.tokenizer["type"] == "bpe" and ck.config["vocab_size"] == 280
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out_dir / "loss.png").stat().st_size > 0
+
+    with pytest.warns(UserWarning, match="max_iters: saved 3, current 6"):
+        h = ex.main(args[:1] + ["6"] + args[2:] + ["--resume"])  # --max-iters 6, resumed from step 3
+    assert h.start_step == 3 and h.step == 6 and [e["step"] for e in h.evals] == [4, 6]
+
+    spec = importlib.util.spec_from_file_location("generate", REPO / "examples" / "generate.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    capsys.readouterr()
+    gen.main(["--checkpoint", str(out_dir / "best.npz"), "--prompt", "First", "--max-new-tokens", "5", "--seed", "1"])
+    assert capsys.readouterr().out.startswith("First")
