@@ -12,7 +12,7 @@ import numpy as np
 
 from . import backend, ops, functional
 from . import functional as F
-from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers
+from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train
 from .model import GPT, GPTConfig, PRESETS
 from .sampling import sample_next
 from .tokenizers import CharTokenizer, BPETokenizer
@@ -106,7 +106,7 @@ __all__ = [
     "Tensor", "Function", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "rand", "randint",
     "arange", "zeros_like", "ones_like", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed",
     "gpu_available", "get_array_module", "parse_device", "sum_to", "gradcheck", "GradcheckError",
-    "F", "functional", "backend", "optim", "data", "checkpoint", "nn",
+    "F", "functional", "backend", "optim", "data", "checkpoint", "nn", "train",
     "sampling", "safetensors", "tokenizers", "GPT", "GPTConfig", "PRESETS", "sample_next", "CharTokenizer",
     "BPETokenizer", "float32", "float64", "int64",
 ]
