@@ -75,10 +75,16 @@ class profile:
         global _profiler
         _profiler = self.prev
 
-    def add(self, name, backward, seconds):
+    def run(self, name, backward, f, *args):
+        """Call f(*args), adding its time to op `name`'s forward (backward=0) or backward (1) row."""
+        self.sync()
+        t0 = time.perf_counter()
+        out = f(*args)
+        self.sync()
         row = self.stats.setdefault(name, [0, 0.0, 0, 0.0])
         row[2 * backward] += 1
-        row[2 * backward + 1] += seconds
+        row[2 * backward + 1] += time.perf_counter() - t0
+        return out
 
     def table(self, steps=1):
         """Per-step milliseconds by op, forward and backward, slowest total first."""
@@ -154,14 +160,7 @@ class Function:
             else:
                 raw.append(a)
         prof = _profiler
-        if prof is None:
-            ys = fn.forward(*raw)
-        else:
-            prof.sync()
-            t0 = time.perf_counter()
-            ys = fn.forward(*raw)
-            prof.sync()
-            prof.add(cls.__name__, 0, time.perf_counter() - t0)
+        ys = fn.forward(*raw) if prof is None else prof.run(cls.__name__, 0, fn.forward, *raw)
         multi = type(ys) is tuple
         if multi:
             outs = tuple(Tensor._make(np.asarray(y) if isinstance(y, np.generic) else y, device) for y in ys)
@@ -348,14 +347,7 @@ class Tensor:
             gys = [g if g is not None else xp.zeros(s, dtype=d) for g, (s, d) in zip(gys, fn.out_meta)]
             fn.retained = retain_graph  # an op may reuse its saved buffers when the graph is not kept
             prof = _profiler
-            if prof is None:
-                gxs = fn.backward(*gys)
-            else:
-                prof.sync()
-                t0 = time.perf_counter()
-                gxs = fn.backward(*gys)
-                prof.sync()
-                prof.add(fn.name, 1, time.perf_counter() - t0)
+            gxs = fn.backward(*gys) if prof is None else prof.run(fn.name, 1, fn.backward, *gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             args = fn.args
