@@ -229,3 +229,14 @@ def test_comparisons_and_masked_fill(device):
     np.testing.assert_allclose(host(y.data), [1, 0, 3])
     y.sum().backward()
     np.testing.assert_allclose(host(x.grad), [1, 0, 1])
+
+
+def test_profile_counts_forward_and_backward_per_op(device):
+    from tinylm.autograd import profile
+    x = tl.randn(4, 4, device=device, requires_grad=True)
+    with profile() as prof:
+        (x.tanh() @ x).sum().backward()
+    (x * 2.0).sum()  # outside the block: not counted
+    assert set(prof.stats) == {"Tanh", "MatMul", "Sum"}
+    assert all(row[0] == 1 and row[2] == 1 for row in prof.stats.values())
+    assert "MatMul" in prof.table()
