@@ -57,6 +57,10 @@ _FORMAT = "tinylm-bpe 1"      # first line of a saved BPE file
 _NO_RANK = 1 << 62            # "this pair has no merge"; larger than any rank
 
 
+class _FileError(ValueError):
+    """A malformed file, already named with its line: `path:line: message`."""
+
+
 def _check_text(text, what="text"):
     if not isinstance(text, str):
         hint = " (decode bytes to str first)" if isinstance(text, (bytes, bytearray)) else ""
@@ -519,7 +523,7 @@ class BPETokenizer:
         known = set(range(256))       # ids defined so far (byte ids are replaced below)
 
         def fail(lineno, msg):
-            raise ValueError(f"{path}:{lineno}: {msg}")
+            raise _FileError(f"{path}:{lineno}: {msg}")
 
         if not lines or lines[0].strip() != _FORMAT:
             fail(1, f"expected the header {_FORMAT!r}, got {lines[0][:40]!r}")
@@ -552,7 +556,8 @@ class BPETokenizer:
                 elif kind == "bytes":
                     if merges or byte_ids is not None:
                         fail(lineno, "'bytes' must come once, before the merges")
-                    byte_ids = list(range(256)) if rest.strip() == "identity" else [int(x) for x in rest.split()]
+                    byte_ids = (list(range(256)) if rest.strip() == "identity"
+                                else [int(x) for x in rest.split()])
                     if len(byte_ids) != 256 or len(set(byte_ids)) != 256 or min(byte_ids) < 0:
                         fail(lineno, f"'bytes' needs 256 distinct non-negative ids, got {len(byte_ids)}")
                     known = set(byte_ids)
@@ -566,9 +571,9 @@ class BPETokenizer:
                     specials[name] = sid
                 else:
                     fail(lineno, f"unknown line kind {kind!r} (expected pattern, bytes, special or merge)")
-            except (json.JSONDecodeError, ValueError) as e:
-                if str(e).startswith(f"{path}:"):
-                    raise
+            except _FileError:
+                raise
+            except ValueError as e:      # int() or json.loads() (JSONDecodeError is a ValueError)
                 fail(lineno, f"malformed {kind!r} line {line[:60]!r} ({e})")
         if pattern is None:
             fail(len(lines) - (lines[-1] == ""), "no 'pattern' line")
@@ -611,7 +616,8 @@ class BPETokenizer:
             ids = [encoder.get(left), encoder.get(right), encoder.get(left + right)]
             for tok, i in zip((left, right, left + right), ids):
                 if i is None:
-                    raise ValueError(f"{vocab_bpe}:{lineno}: token {tok!r} is not in {Path(encoder_json).name}")
+                    raise ValueError(f"{vocab_bpe}:{lineno}: token {tok!r} is not in "
+                                     f"{Path(encoder_json).name}")
             if ids[0] not in made or ids[1] not in made:
                 raise ValueError(f"{vocab_bpe}:{lineno}: merge {line!r} uses a token no earlier merge makes")
             if ids[2] in made:
