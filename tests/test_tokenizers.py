@@ -327,6 +327,8 @@ def test_special_token_rules(trained):
     assert trained.encode(s, disallowed_special=()) == trained.encode_ordinary(s)
     with pytest.raises(ValueError, match="<nope>"):
         trained.encode(s, allowed_special={"<nope>"})
+    with pytest.raises(ValueError, match="<nope>"):
+        BPETokenizer().encode(s, allowed_special={"<nope>"})
     with pytest.raises(TypeError):
         trained.encode(s, allowed_special="everything")
     assert trained.encode_batch(["a", s], allowed_special="all") == [

@@ -425,22 +425,19 @@ class BPETokenizer:
         """str -> list of ids; special tokens as tiktoken: allowed ones become their id, and
         text matching a disallowed one (by default all that are not allowed) raises ValueError."""
         _check_text(text)
-        if not self.special_tokens:
-            return self.encode_ordinary(text)
         allowed = self._names(allowed_special, "allowed_special")
         if disallowed_special == "all":
             disallowed = frozenset(self.special_tokens) - allowed
         else:
             disallowed = self._names(disallowed_special, "disallowed_special")
-        if disallowed:
-            m = self._special_re(disallowed).search(text)
-            if m:
-                s = m.group()
-                raise ValueError(
-                    f"text contains the special token {s!r} at position {m.start()}, which is "
-                    f"disallowed: pass allowed_special={{{s!r}}} (or 'all') to encode it as the "
-                    f"special token, or disallowed_special=() to encode it as ordinary text")
-        if not allowed:
+        found = [(i, s) for s in disallowed for i in (text.find(s),) if i >= 0]   # str.find: fast
+        if found:
+            i, s = min(found)
+            raise ValueError(
+                f"text contains the special token {s!r} at position {i}, which is disallowed: "
+                f"pass allowed_special={{{s!r}}} (or 'all') to encode it as the special token, "
+                f"or disallowed_special=() to encode it as ordinary text")
+        if not any(s in text for s in allowed):
             return self.encode_ordinary(text)
         parts = self._special_re(allowed).split(text)   # text, special, text, special, ..., text
         ids = []
