@@ -32,7 +32,9 @@ def parse():
     p.add_argument("--threads", type=int, default=2, help="BLAS / torch threads on the CPU")
     p.add_argument("--compare", choices=["torch"], default=None)
     p.add_argument("--profile", action="store_true", help="print tinylm's per-op forward/backward profile")
-    p.add_argument("--memory", action="store_true", help="peak memory of each framework in its own process")
+    p.add_argument("--memory", action="store_true",
+                   help="each framework alone in its own process: peak memory and step time (no cross-talk "
+                        "between the two frameworks' idle BLAS/OpenMP threads)")
     p.add_argument("--only", choices=["tinylm", "torch"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     return p.parse_args()
@@ -157,23 +159,22 @@ def torch_peak_gpu_mib():
 
 
 def run_only(config, batches):
-    """One framework alone in this process: a few steps, then its peak memory as JSON."""
+    """One framework alone in this process: warm-up, timed steps, then median time and peak memory as JSON."""
     if args.only == "torch":
         import gc
         tl.manual_seed(0)
         model = GPT(config, device=DEVICE)   # only to copy the same initial weights across
-        tm, tstep, sync = torch_setup(model, batches)
+        tm, step, sync = torch_setup(model, batches)
         del model
         gc.collect()
-        for i in range(args.warmup + 2):
-            timed(tstep, i, sync)
-        mem = torch_peak_gpu_mib() if GPU else peak_memory_mib()
     else:
         model, step = tinylm_setup(config, batches)
-        for i in range(args.warmup + 2):
-            timed(step, i, gpu_sync if GPU else None)
-        mem = peak_memory_mib()
-    print(json.dumps({"framework": args.only, "peak_mib": mem}))
+        sync = gpu_sync if GPU else None
+    for i in range(args.warmup):
+        timed(step, i, sync)
+    times = [timed(step, i, sync) for i in range(args.steps)]
+    mem = torch_peak_gpu_mib() if GPU and args.only == "torch" else peak_memory_mib()
+    print(json.dumps({"framework": args.only, "peak_mib": mem, "median_s": statistics.median(times)}))
 
 
 def main():
@@ -215,10 +216,18 @@ def main():
     if args.memory:
         for name in runners:
             cmd = [sys.executable, __file__, "--preset", args.preset, "--device", args.device, "--batch-size",
-                   str(BATCH), "--threads", str(args.threads), "--only", name, "--warmup", "2"]
+                   str(BATCH), "--threads", str(args.threads), "--only", name, "--warmup", str(args.warmup),
+                   "--steps", str(args.steps)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            results[name]["peak_mib"] = json.loads(out)["peak_mib"]
-            print(f"peak {'GPU pool' if GPU else 'RSS'} {name}: {results[name]['peak_mib']:.0f} MiB (own process)")
+            alone = json.loads(out)
+            results[name]["peak_mib"] = alone["peak_mib"]
+            results[name]["alone_median_s"] = alone["median_s"]
+            print(f"{name} alone in its own process: median {1e3 * alone['median_s']:.1f} ms, "
+                  f"peak {'GPU pool' if GPU else 'RSS'} {alone['peak_mib']:.0f} MiB")
+        if "torch" in runners:
+            ratio = results["tinylm"]["alone_median_s"] / results["torch"]["alone_median_s"]
+            results["ratio_alone"] = ratio
+            print(f"step time ratio tinylm / torch, each alone: {ratio:.3f}")
     if args.profile:
         with profile(sync=sync) as prof:
             for i in range(5):
