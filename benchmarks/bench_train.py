@@ -35,6 +35,7 @@ def parse():
     p.add_argument("--memory", action="store_true",
                    help="each framework alone in its own process: peak memory and step time (no cross-talk "
                         "between the two frameworks' idle BLAS/OpenMP threads)")
+    p.add_argument("--rounds", type=int, default=3, help="with --memory: alternating process rounds (medians)")
     p.add_argument("--only", choices=["tinylm", "torch"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     return p.parse_args()
@@ -214,16 +215,21 @@ def main():
         results["ratio_tinylm_over_torch"] = ratio
         print(f"step time ratio tinylm / torch: {ratio:.3f}")
     if args.memory:
-        for name in runners:
-            cmd = [sys.executable, __file__, "--preset", args.preset, "--device", args.device, "--batch-size",
-                   str(BATCH), "--threads", str(args.threads), "--only", name, "--warmup", str(args.warmup),
-                   "--steps", str(args.steps)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            alone = json.loads(out)
-            results[name]["peak_mib"] = alone["peak_mib"]
-            results[name]["alone_median_s"] = alone["median_s"]
-            print(f"{name} alone in its own process: median {1e3 * alone['median_s']:.1f} ms, "
-                  f"peak {'GPU pool' if GPU else 'RSS'} {alone['peak_mib']:.0f} MiB")
+        alone = {name: [] for name in runners}
+        for _ in range(args.rounds):  # alternate processes, so drift in machine speed hits both alike
+            for name in runners:
+                cmd = [sys.executable, __file__, "--preset", args.preset, "--device", args.device, "--batch-size",
+                       str(BATCH), "--threads", str(args.threads), "--only", name, "--warmup", str(args.warmup),
+                       "--steps", str(args.steps)]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+                alone[name].append(json.loads(out.splitlines()[-1]))
+        for name, rows in alone.items():
+            results[name]["alone_median_s"] = statistics.median(r["median_s"] for r in rows)
+            results[name]["peak_mib"] = max(r["peak_mib"] for r in rows)
+            per_round = ", ".join(f"{1e3 * r['median_s']:.1f}" for r in rows)
+            print(f"{name} alone in its own process ({args.rounds} rounds): median "
+                  f"{1e3 * results[name]['alone_median_s']:.1f} ms (rounds: {per_round}), "
+                  f"peak {'GPU pool' if GPU else 'RSS'} {results[name]['peak_mib']:.0f} MiB")
         if "torch" in runners:
             ratio = results["tinylm"]["alone_median_s"] / results["torch"]["alone_median_s"]
             results["ratio_alone"] = ratio

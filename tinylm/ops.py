@@ -570,23 +570,27 @@ def causal_mask(t_q, t_k, device, additive=False):
 
 
 def _attend(q, k, v, mask, scale, dropout_p):
-    """softmax(q k^T * scale + mask) v with dropout on the weights -> (out, weights, dropout mask)."""
+    """softmax(q k^T * scale + mask) v with dropout on the weights.
+
+    Returns (out, weights, dropout mask, q * scale); the scale is applied to q, the smaller
+    array, and the scaled q is what backward needs for k's gradient.
+    """
     xp = get_array_module(q)
-    att = q @ xp.swapaxes(k, -1, -2)                           # (B, nh, T, S)
-    att *= scale
+    qs = q * scale                                             # (B, nh, T, hs)
+    att = qs @ xp.swapaxes(k, -1, -2)                          # (B, nh, T, S)
     if mask is not None:
         att += mask
     att -= att.max(axis=-1, keepdims=True)
     xp.exp(att, out=att)
-    att /= att.sum(axis=-1, keepdims=True)                     # softmax weights
+    att *= 1.0 / att.sum(axis=-1, keepdims=True)               # softmax weights
     drop = None
     if dropout_p > 0.0:
         keep = get_generator(device_of(q)).uniform(att.shape, dtype=att.dtype) >= dropout_p
         drop = (keep * (1.0 / (1.0 - dropout_p))).astype(att.dtype, copy=False)
-    return (att * drop if drop is not None else att) @ v, att, drop   # (B, nh, T, hs)
+    return (att * drop if drop is not None else att) @ v, att, drop, qs   # (B, nh, T, hs)
 
 
-def _attend_backward(g, q, k, v, att, drop, scale):
+def _attend_backward(g, qs, k, v, att, drop, scale):
     """Gradients of _attend's output for q, k, v (softmax backward written out)."""
     xp = get_array_module(g)
     used = att * drop if drop is not None else att
@@ -594,11 +598,12 @@ def _attend_backward(g, q, k, v, att, drop, scale):
     ga = g @ xp.swapaxes(v, -1, -2)                            # (B, nh, T, S)
     if drop is not None:
         ga *= drop
-    ga *= att                                                  # softmax backward:
-    ga -= att * ga.sum(axis=-1, keepdims=True)                 # att * (ga - sum(ga * att))
-    ga *= scale
+    # softmax backward: att * (ga - sum(ga * att)); the row sums by einsum, without a temporary
+    ga -= xp.einsum("...ts,...ts->...t", ga, att)[..., None]
+    ga *= att
     gq = ga @ k                                                # (B, nh, T, hs)
-    gk = xp.swapaxes(ga, -1, -2) @ q                           # (B, nh, S, hs)
+    gq *= scale
+    gk = xp.swapaxes(ga, -1, -2) @ qs                          # (B, nh, S, hs): the scale rides on qs
     return gq, gk, gv
 
 
@@ -612,12 +617,12 @@ class Attention(Function):
     """
 
     def forward(self, q, k, v, mask):
-        out, self.att, self.drop = _attend(q, k, v, mask, self.scale, self.dropout_p)
-        self.q, self.k, self.v = q, k, v
+        out, self.att, self.drop, self.qs = _attend(q, k, v, mask, self.scale, self.dropout_p)
+        self.k, self.v = k, v
         return out
 
     def backward(self, g):
-        gq, gk, gv = _attend_backward(g, self.q, self.k, self.v, self.att, self.drop, self.scale)
+        gq, gk, gv = _attend_backward(g, self.qs, self.k, self.v, self.att, self.drop, self.scale)
         return gq, sum_to(gk, self.k.shape), sum_to(gv, self.v.shape), None
 
 
@@ -646,8 +651,8 @@ class SelfAttention(Function):
         S = k.shape[2]
         mask = causal_mask(T, S, device_of(qkv), additive=True) if self.causal and T > 1 else None
         self.scale = 1.0 / math.sqrt(hs)
-        out, self.att, self.drop = _attend(q, k, v, mask, self.scale, self.dropout_p)
-        self.q, self.k, self.v, self.shape = q, k, v, qkv.shape
+        out, self.att, self.drop, self.qs = _attend(q, k, v, mask, self.scale, self.dropout_p)
+        self.k, self.v, self.shape = k, v, qkv.shape
         y = xp.empty((B, T, nh, hs), dtype=out.dtype)
         y[...] = out.transpose(0, 2, 1, 3)                     # merge heads
         return y.reshape(B, T, C)                              # (B, T, C)
@@ -658,7 +663,7 @@ class SelfAttention(Function):
         nh = self.n_head
         hs = C3 // 3 // nh
         g4 = g.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)     # (B, nh, T, hs)
-        gq, gk, gv = _attend_backward(g4, self.q, self.k, self.v, self.att, self.drop, self.scale)
+        gq, gk, gv = _attend_backward(g4, self.qs, self.k, self.v, self.att, self.drop, self.scale)
         gx = xp.empty((B, T, 3, nh, hs), dtype=g.dtype)
         gx[:, :, 0] = gq.transpose(0, 2, 1, 3)
         gx[:, :, 1] = gk.transpose(0, 2, 1, 3)
