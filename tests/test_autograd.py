@@ -240,3 +240,19 @@ def test_profile_counts_forward_and_backward_per_op(device):
     assert set(prof.stats) == {"Tanh", "MatMul", "Sum"}
     assert all(row[0] == 1 and row[2] == 1 for row in prof.stats.values())
     assert "MatMul" in prof.table()
+
+
+def test_every_public_name_has_a_docstring():
+    import inspect
+    missing = []
+    for name in tl.__all__:
+        obj = getattr(tl, name)
+        if isinstance(obj, dict) or obj in (tl.float32, tl.float64, tl.int64):
+            continue  # PRESETS (documented in tinylm/model.py) and NumPy's dtype aliases
+        if not (inspect.getdoc(obj) or "").strip():
+            missing.append(name)
+        if inspect.isclass(obj):
+            for attr, member in vars(obj).items():
+                if not attr.startswith("_") and callable(member) and not (inspect.getdoc(member) or "").strip():
+                    missing.append(f"{name}.{attr}")
+    assert not missing, f"public names without a docstring: {missing}"

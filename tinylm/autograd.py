@@ -177,9 +177,11 @@ class Function:
         return outs if multi else outs[0]
 
     def forward(self, *xs):
+        """Compute the output array(s) from raw arrays; save what backward needs on self."""
         raise NotImplementedError
 
     def backward(self, *gys):
+        """Gradients for each argument (None where none is needed) from the output gradients."""
         raise NotImplementedError
 
     def release(self):
@@ -280,6 +282,7 @@ class Tensor:
         return t
 
     def cpu(self):
+        """This tensor on the CPU (NumPy)."""
         return self.to("cpu")
 
     def detach(self):
@@ -294,6 +297,7 @@ class Tensor:
         return self
 
     def zero_grad(self):
+        """Drop the accumulated gradient (grad = None)."""
         self.grad = None
 
     def astype(self, dtype):
@@ -301,9 +305,11 @@ class Tensor:
         return ops.Cast.apply(self, dtype=np.dtype(dtype))
 
     def float(self):
+        """A float32 copy (differentiable)."""
         return self.astype(np.float32)
 
     def double(self):
+        """A float64 copy (differentiable), e.g. for gradient checks."""
         return self.astype(np.float64)
 
     # ------------------------------------------------------------------ backward
@@ -421,7 +427,9 @@ class Tensor:
     __le__ = lambda self, o: self._compare(o, lambda a, b: a <= b)
     __gt__ = lambda self, o: self._compare(o, lambda a, b: a > b)
     __ge__ = lambda self, o: self._compare(o, lambda a, b: a >= b)
-    eq = lambda self, o: self._compare(o, lambda a, b: a == b)
+    def eq(self, other):
+        """Elementwise equality as a boolean tensor (outside the graph)."""
+        return self._compare(other, lambda a, b: a == b)
     __hash__ = object.__hash__
 
     # ------------------------------------------------------------------ methods
@@ -453,6 +461,7 @@ class Tensor:
     view = reshape
 
     def flatten(self):
+        """The data as one axis (a differentiable reshape)."""
         return self.reshape(-1)
 
     def permute(self, *axes):
@@ -471,18 +480,23 @@ class Tensor:
         return self.permute(*axes)
 
     def exp(self):
+        """e ** x, elementwise."""
         return ops.Exp.apply(self)
 
     def log(self):
+        """Natural logarithm, elementwise."""
         return ops.Log.apply(self)
 
     def sqrt(self):
+        """Square root, elementwise."""
         return ops.Sqrt.apply(self)
 
     def tanh(self):
+        """Hyperbolic tangent, elementwise."""
         return ops.Tanh.apply(self)
 
     def relu(self):
+        """max(x, 0), elementwise."""
         return ops.Relu.apply(self)
 
     def gelu(self):
@@ -490,9 +504,11 @@ class Tensor:
         return ops.Gelu.apply(self)
 
     def softmax(self, axis=-1):
+        """exp(x) / sum(exp(x)) along `axis` (stable)."""
         return ops.Softmax.apply(self, axis=axis)
 
     def log_softmax(self, axis=-1):
+        """x - logsumexp(x) along `axis` (stable)."""
         return ops.LogSoftmax.apply(self, axis=axis)
 
     def masked_fill(self, mask, value):
@@ -500,6 +516,7 @@ class Tensor:
         return ops.Where.apply(_mask(mask, self), _scalar(value), self)
 
     def split(self, split_size_or_sections, axis=-1):
+        """Pieces of `split_size` (int) or of the given sizes (list) along `axis`, as torch.split."""
         from .functional import split
         return split(self, split_size_or_sections, axis)
 

@@ -32,6 +32,7 @@ def gelu(x):
 
 
 def tanh(x):
+    """Hyperbolic tangent, elementwise."""
     return ops.Tanh.apply(x)
 
 

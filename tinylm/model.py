@@ -62,6 +62,7 @@ class GPTConfig:
         return cls(**{**PRESETS[name], **overrides})
 
     def to_dict(self):
+        """The fields as a plain dict (JSON-able, for checkpoints)."""
         return asdict(self)
 
     @classmethod
