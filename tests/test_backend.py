@@ -95,3 +95,13 @@ def test_factories(device):
         tl.from_numpy([1, 2])
     with pytest.raises(TypeError, match="floating-point"):
         tl.tensor([1, 2], requires_grad=True)
+
+
+@pytest.mark.skipif(backend.gpu_available(), reason="a GPU is present")
+def test_a_cupy_array_is_never_taken_for_host_data():
+    # a CuPy array made before tinylm imported CuPy is still recognised by its type; here
+    # (no CuPy) that must end in the install hint, not in treating it as a NumPy array
+    FakeCupyArray = type("ndarray", (), {"__module__": "cupy._core.core"})
+    with pytest.raises(RuntimeError, match="CuPy"):
+        backend.device_of(FakeCupyArray())
+    assert backend.device_of(np.ones(2)) == "cpu" and backend.get_array_module(3.0) is np

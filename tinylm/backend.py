@@ -81,11 +81,18 @@ def array_module(device):
     return _import_cupy()
 
 
+def _is_cupy(x):
+    """True for a CuPy array, also one made before tinylm imported CuPy itself."""
+    if _cupy is not None:
+        return isinstance(x, _cupy.ndarray)
+    return type(x).__module__.startswith("cupy") and _import_cupy() is not None
+
+
 def get_array_module(x):
     """The array module an array belongs to (numpy for NumPy arrays and Python scalars)."""
     if isinstance(x, strict.StrictArray):
         return strict.xp
-    if _cupy is not None and isinstance(x, _cupy.ndarray):
+    if not isinstance(x, np.ndarray) and _is_cupy(x):
         return _cupy
     return np
 
@@ -94,7 +101,7 @@ def device_of(x):
     """The canonical device name of an array."""
     if isinstance(x, strict.StrictArray):
         return "strict"
-    if _cupy is not None and isinstance(x, _cupy.ndarray):
+    if not isinstance(x, np.ndarray) and _is_cupy(x):
         return f"cuda:{x.device.id}"
     return "cpu"
 
