@@ -34,7 +34,13 @@ def pytest_addoption(parser):
 def _devices(config):
     opt = config.getoption("--device")
     if opt:
-        return [tl.parse_device(d) for d in opt.split(",")]
+        devices = [tl.parse_device(d) for d in opt.split(",")]
+        if any(d.startswith("cuda") for d in devices) and not tl.gpu_available():
+            try:
+                tl.backend.array_module("gpu")
+            except RuntimeError as e:  # says what is missing and how to install it
+                raise pytest.UsageError(f"--device {opt}: {e}") from None
+        return devices
     return ["cpu", "strict"] + (["cuda:0"] if tl.gpu_available() else [])
 
 
