@@ -34,14 +34,17 @@ def pytest_addoption(parser):
 def _devices(config):
     opt = config.getoption("--device")
     if opt:
-        devices = [tl.parse_device(d) for d in opt.split(",")]
-        if any(d.startswith("cuda") for d in devices) and not tl.gpu_available():
-            try:
-                tl.backend.array_module("gpu")
-            except RuntimeError as e:  # says what is missing and how to install it
-                raise pytest.UsageError(f"--device {opt}: {e}") from None
-        return devices
+        return [tl.parse_device(d) for d in opt.split(",")]
     return ["cpu", "strict"] + (["cuda:0"] if tl.gpu_available() else [])
+
+
+def pytest_configure(config):
+    opt = config.getoption("--device")
+    if opt and any(tl.parse_device(d).startswith("cuda") for d in opt.split(",")):
+        try:
+            tl.backend.array_module("gpu")
+        except RuntimeError as e:  # says what is missing and how to install it
+            raise pytest.UsageError(f"--device {opt}: {e}") from None
 
 
 def pytest_generate_tests(metafunc):
