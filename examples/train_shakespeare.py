@@ -4,6 +4,7 @@
     python examples/train_shakespeare.py --device gpu                 # char-6L: nanoGPT's shakespeare_char run
     python examples/train_shakespeare.py --tokenizer bpe --vocab-size 512
     python examples/train_shakespeare.py --device cpu --resume        # continue from out/shakespeare-char/last.npz
+    python examples/train_shakespeare.py --init-from GPT2_DIR --block-size 128 --max-iters 200   # fine-tune GPT-2
     python examples/generate.py --checkpoint out/shakespeare-char/best.npz --prompt "ROMEO:"
 
 Every field of GPTConfig (tinylm/model.py) and TrainConfig (tinylm/train.py) is a flag
@@ -34,6 +35,7 @@ from tinylm.train import TrainConfig, train  # noqa: E402
 
 PRESETS = ["cpu-small", "char-6L"]   # names shared by tinylm.model.PRESETS and tinylm.train.PRESETS
 DEFAULT_PRESET = {"cpu": "cpu-small", "strict": "cpu-small", "gpu": "char-6L"}
+FINETUNE = dict(lr=3e-5, min_lr=3e-5, warmup_iters=0)   # --init-from: a small, constant lr (nanoGPT's finetune)
 
 
 def field_comments(cls):
@@ -70,6 +72,10 @@ def parse(argv):
     p.add_argument("--tokenizer-file", default=None, help="bpe: load this BPETokenizer file instead of training one")
     p.add_argument("--data", default=None, help="the text to train on (default: tiny Shakespeare, found or downloaded)")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.npz")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="fine-tune a Hugging Face GPT-2 folder (config.json, model.safetensors and its tokenizer "
+                        "files) instead of training from scratch; --block-size crops its positions; lr defaults "
+                        f"to {FINETUNE['lr']:g}")
     p.add_argument("--sample-chars", type=int, default=200, help="length of the samples printed (0 = none)")
     add_fields(p, GPTConfig, skip=("vocab_size",))
     add_fields(p, TrainConfig)
@@ -86,6 +92,8 @@ def get_tokenizer(args, text, out_dir):
     last = os.path.join(out_dir, "last.npz")
     if args.resume and os.path.isfile(last):
         return tokenizer_from_dict(load_checkpoint(last).tokenizer)
+    if args.init_from:
+        return BPETokenizer.from_pretrained(args.init_from)   # the model's own tokenizer
     if args.tokenizer == "char":
         return CharTokenizer.from_text(text)
     if args.tokenizer_file:
@@ -99,16 +107,22 @@ def main(argv=None):
     args = parse(argv)
     device = args.device if args.device != "auto" else ("gpu" if tl.gpu_available() else "cpu")
     preset = args.preset or DEFAULT_PRESET[device]
-    tcfg = TrainConfig.from_preset(preset, **{"out_dir": os.path.join("out", f"shakespeare-{args.tokenizer}"),
-                                              **given(args, TrainConfig)})
+    run_name = "gpt2-finetune" if args.init_from else args.tokenizer
+    tcfg = TrainConfig.from_preset(preset, **{"out_dir": os.path.join("out", f"shakespeare-{run_name}"),
+                                              **(FINETUNE if args.init_from else {}), **given(args, TrainConfig)})
 
     text = load_shakespeare(args.data)
     tok = get_tokenizer(args, text, tcfg.out_dir)
     data = TokenDataset(np.asarray(tok.encode(text), dtype=np.int64), device=device).split(0.9)
     tl.manual_seed(tcfg.seed)                            # the initial weights depend on the seed only
-    config = GPTConfig.from_preset(preset, **{**given(args, GPTConfig), "vocab_size": tok.vocab_size})
-    model = GPT(config, device=device)
-    print(f"{preset} on {model.device}: {model.num_parameters():,} parameters, {tok!r}, "
+    if args.init_from:                                   # GPT-2's weights; its sizes come with them
+        model = GPT.from_pretrained(args.init_from, device=device, dropout=args.dropout or 0.0)
+        if args.block_size:
+            model.crop_block_size(args.block_size)
+    else:
+        config = GPTConfig.from_preset(preset, **{**given(args, GPTConfig), "vocab_size": tok.vocab_size})
+        model = GPT(config, device=device)
+    print(f"{args.init_from or preset} on {model.device}: {model.num_parameters():,} parameters, {tok!r}, "
           f"{len(data.train):,} train and {len(data.val):,} val tokens")
 
     def sample(row=None):

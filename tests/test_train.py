@@ -159,3 +159,45 @@ def test_example_bpe_resume_and_generate(tmp_path, capsys):
     capsys.readouterr()
     gen.main(["--checkpoint", str(out_dir / "best.npz"), "--prompt", "First", "--max-new-tokens", "5", "--seed", "1"])
     assert capsys.readouterr().out.startswith("First")
+
+
+def test_example_fine_tunes_a_gpt2_folder(shared_data, tmp_path, capsys):
+    """--init-from: a Hugging Face GPT-2 folder (here tiny random weights with GPT-2's real
+    tokenizer files) is loaded with its own tokenizer, cropped to --block-size and fine-tuned."""
+    import shutil
+    gpt2_files = shared_data / "gpt2"
+    if not (gpt2_files / "encoder.json").is_file():
+        pytest.skip("GPT-2's tokenizer files are not in ../shared/data/gpt2")
+    folder = tmp_path / "tiny-gpt2"
+    tl.manual_seed(0)
+    pretrained = GPT(GPTConfig(vocab_size=50257, block_size=32, n_layer=1, n_head=2, n_embd=8))
+    pretrained.save_pretrained(folder)
+    for name in ("encoder.json", "vocab.bpe"):
+        shutil.copy(gpt2_files / name, folder / name)  # a temporary copy for this test only
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    out_dir = tmp_path / "out"
+    h = _example().main(["--init-from", str(folder), "--device", "cpu", "--data", str(tmp_path / "text.txt"),
+                         "--out-dir", str(out_dir), "--block-size", "16", "--batch-size", "2", "--max-iters", "2",
+                         "--eval-interval", "2", "--eval-iters", "1", "--sample-chars", "10", "--no-plot"])
+    assert h.step == 2 and all(math.isfinite(e["val_loss"]) for e in h.evals)
+    ck = load_checkpoint(out_dir / "last.npz")
+    assert ck.config["block_size"] == 16 and ck.config["vocab_size"] == 50257 and ck.config["n_embd"] == 8
+    assert ck.tokenizer["type"] == "bpe" and ck.extra["train_config"]["lr"] == 3e-5
+    # the fine-tuned weights started from the pretrained ones (cropped positions, same rows)
+    np.testing.assert_allclose(ck.model["wpe.weight"], pretrained.wpe.weight.numpy()[:16], atol=1e-3)
+    assert "tiny-gpt2 on cpu" in capsys.readouterr().out
+
+
+def test_crop_block_size_keeps_the_first_positions():
+    tl.manual_seed(0)
+    model = GPT(TINY)
+    before = model.wpe.weight.numpy()
+    model.crop_block_size(4)
+    assert model.config.block_size == 4 and model.wpe.weight.shape == (4, 16)
+    np.testing.assert_array_equal(model.wpe.weight.numpy(), before[:4])
+    logits, _ = model(np.zeros((1, 4), dtype=np.int64))
+    assert logits.shape == (1, 4, 11)
+    with pytest.raises(ValueError, match="longer than block_size 4"):
+        model(np.zeros((1, 5), dtype=np.int64))
+    with pytest.raises(ValueError, match="crop_block_size"):
+        model.crop_block_size(9)

@@ -21,7 +21,7 @@ Reference: nanoGPT `model.py`, picoGPT `gpt2.py`, Hugging Face `modeling_gpt2.py
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import replace, asdict, dataclass, fields
 
 import numpy as np
 
@@ -277,6 +277,16 @@ class GPT(nn.Module):
         model = cls(config, device=device)
         model.load_state_dict(state)
         return model
+
+    def crop_block_size(self, block_size):
+        """Keep only the first `block_size` learned positions (fine-tune GPT-2 on shorter contexts)."""
+        if not isinstance(block_size, int) or not 0 < block_size <= self.config.block_size:
+            raise ValueError(f"crop_block_size: block_size must be an int in [1, {self.config.block_size}], "
+                             f"got {block_size!r}")
+        self.config = replace(self.config, block_size=block_size)
+        self.wpe.num_embeddings = block_size
+        self.wpe.weight.data = self.wpe.weight.data[:block_size].copy()        # (block_size, C)
+        return self
 
     def save_pretrained(self, path):
         """Write a Hugging Face GPT-2 folder: config.json (HF names) and model.safetensors (float32)."""
