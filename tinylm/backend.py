@@ -118,9 +118,12 @@ def to_numpy(x):
 def to_device(x, device):
     """Move an array (or anything array-like) to a device; a no-op when it is already there."""
     device = parse_device(device)
-    if device_of(x) == device and not isinstance(x, (list, tuple, int, float, bool)):
+    if isinstance(x, (list, tuple, int, float, bool)):
+        host = np.asarray(x)
+    elif device_of(x) == device:
         return x
-    host = to_numpy(x) if not isinstance(x, (list, tuple, int, float, bool)) else np.asarray(x)
+    else:
+        host = to_numpy(x)
     if device == "cpu":
         return host
     if device == "strict":

@@ -127,7 +127,7 @@ def masked_fill(x, mask, value):
     return x.masked_fill(mask, value)
 
 
-def _same_device(xs, fn):
+def _check_tensors(xs, fn):
     if not xs:
         raise ValueError(f"{fn}: needs at least one tensor")
     for x in xs:
@@ -137,7 +137,7 @@ def _same_device(xs, fn):
 def concat(xs, axis=0):
     """Join tensors along an existing axis."""
     xs = list(xs)
-    _same_device(xs, "concat")
+    _check_tensors(xs, "concat")
     ref = xs[0].shape
     for x in xs[1:]:
         if x.ndim != len(ref) or any(a != b for i, (a, b) in enumerate(zip(x.shape, ref)) if i != axis % len(ref)):
@@ -151,7 +151,7 @@ cat = concat
 def stack(xs, axis=0):
     """Join same-shape tensors along a new axis."""
     xs = list(xs)
-    _same_device(xs, "stack")
+    _check_tensors(xs, "stack")
     for x in xs[1:]:
         if x.shape != xs[0].shape:
             raise ValueError(f"stack: shapes {xs[0].shape} and {x.shape} differ")
