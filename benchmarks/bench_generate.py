@@ -55,26 +55,40 @@ def main():
     if not args.no_recompute:
         runs["tinylm no-cache"] = lambda: model.generate(tl.tensor(prompt, device=device), args.new_tokens,
                                                            temperature=0.0, use_cache=False)
+    gpu = device.startswith("cuda")
+    syncs = []
+    if gpu:
+        import cupy
+        syncs.append(lambda: cupy.cuda.Device().synchronize())
     if args.compare == "torch":
         import torch
         from torch_gpt import from_tinylm
         torch.set_num_threads(args.threads)
-        tm = from_tinylm(model).eval()
-        tp = torch.from_numpy(prompt)
+        tdev = "cuda" if gpu else "cpu"
+        tm = from_tinylm(model).to(tdev).eval()
+        tp = torch.from_numpy(prompt).to(tdev)
+        if gpu:
+            syncs.append(torch.cuda.synchronize)
         runs["torch cache"] = lambda: tm.generate(tp, args.new_tokens, use_cache=True)
         if not args.no_recompute:
             runs["torch no-cache"] = lambda: tm.generate(tp, args.new_tokens, use_cache=False)
         # the same greedy tokens from the same weights
         a = runs["tinylm cache"]().numpy()
-        b = runs["torch cache"]().numpy()
+        b = runs["torch cache"]().cpu().numpy()
         same = int((a == b).all(axis=0).sum()) if a.shape == b.shape else 0
         print(f"torch {torch.__version__}; greedy tokens identical for {same}/{a.shape[1]} positions")
+
+    def sync():
+        for f in syncs:
+            f()
 
     times = {k: [] for k in runs}
     for _ in range(args.repeats):
         for name, fn in runs.items():
+            sync()
             t0 = time.perf_counter()
             fn()
+            sync()  # a GPU run is done when its kernels are
             times[name].append(time.perf_counter() - t0)
     print(f"\n{'run':<16}{'median s':>10}{'tokens/s':>10}")
     med = {}

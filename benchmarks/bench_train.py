@@ -7,8 +7,9 @@ side by side with the same GPT in PyTorch eager, timed alternately in one run.
 
 A step is: forward with loss, zero_grad, backward, AdamW step (lr 1e-3, weight decay 0.1 on
 ndim >= 2 tensors, betas (0.9, 0.95), as nanoGPT). Batches are random token ids (vocab 65).
-`--memory` runs each framework alone in a fresh process and reports its peak RSS (CPU) or
-memory-pool peak (GPU). The PyTorch side needs the `bench` extra: pip install -e ".[bench]".
+`--memory` runs each framework alone in a fresh process and reports its peak RSS (CPU) or the
+peak memory reserved from the device (GPU: CuPy's pool, PyTorch's caching allocator).
+The PyTorch side needs the `bench` extra: pip install -e ".[bench]".
 """
 import argparse
 import json
@@ -139,7 +140,7 @@ def timed(step, i, sync):
 
 
 def peak_memory_mib():
-    if GPU:
+    if GPU:  # bytes the pool holds from the device; it keeps freed blocks, so this is its peak
         import cupy
         return cupy.get_default_memory_pool().total_bytes() / 2**20
     # VmHWM: the peak RSS of this process's own address space. (ru_maxrss is no good here: Linux
@@ -155,8 +156,9 @@ def peak_memory_mib():
 
 
 def torch_peak_gpu_mib():
+    """The peak of what PyTorch's caching allocator held from the device (reserved, like CuPy's pool)."""
     import torch
-    return torch.cuda.max_memory_allocated() / 2**20
+    return torch.cuda.max_memory_reserved() / 2**20
 
 
 def run_only(config, batches):
@@ -229,7 +231,7 @@ def main():
             per_round = ", ".join(f"{1e3 * r['median_s']:.1f}" for r in rows)
             print(f"{name} alone in its own process ({args.rounds} rounds): median "
                   f"{1e3 * results[name]['alone_median_s']:.1f} ms (rounds: {per_round}), "
-                  f"peak {'GPU pool' if GPU else 'RSS'} {results[name]['peak_mib']:.0f} MiB")
+                  f"peak {'GPU memory reserved' if GPU else 'RSS'} {results[name]['peak_mib']:.0f} MiB")
         if "torch" in runners:
             ratio = results["tinylm"]["alone_median_s"] / results["torch"]["alone_median_s"]
             results["ratio_alone"] = ratio

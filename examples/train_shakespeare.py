@@ -140,6 +140,10 @@ def main(argv=None):
         if ev is not None:
             print(f"done at step {history.step}: val loss {ev['val_loss']:.4f}, best {history.best_val_loss:.4f}; "
                   f"sample with: python examples/generate.py --checkpoint {best}")
+        else:  # resumed a run that had already finished
+            print(f"nothing to do: the run in {tcfg.out_dir} is already at step {history.step} "
+                  f"(best val loss {history.best_val_loss:.4f}); sample with: "
+                  f"python examples/generate.py --checkpoint {best}")
     return history
 
 

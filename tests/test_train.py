@@ -135,6 +135,10 @@ def test_example_end_to_end(dev, tmp_path, capsys):
     ck = load_checkpoint(tmp_path / "out" / "last.npz")
     assert ck.step == 3 and ck.tokenizer["type"] == "char" and ck.config["n_layer"] == 1
     assert ck.extra["train_config"]["batch_size"] == 2 and ck.extra["train_config"]["lr"] == 3e-3
+    # resuming a finished run trains nothing more and says so
+    h = _example().main(args + ["--resume"])
+    assert h.step == 3 and h.evals == [] and load_checkpoint(tmp_path / "out" / "last.npz").step == 3
+    assert "nothing to do: the run in" in capsys.readouterr().out
 
 
 def test_example_bpe_resume_and_generate(tmp_path, capsys):

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The GPU checklist (issues #5 and #7) in as few runs as possible, on a machine with an NVIDIA GPU,
+# CuPy and PyTorch already installed and, perhaps, no network.
+#
+#   bash benchmarks/gpu_session.sh env tests bench      # ~10 min: versions, the suite on cuda, benchmarks
+#   bash benchmarks/gpu_session.sh train                # char-6L, 5000 steps; run again to resume
+#
+# Stages (any order, any subset):
+#   env     GPU, driver, Python and package versions
+#   tests   the test suite on the GPU only: pytest --device gpu
+#   bench   bench_train.py char-6L batch 64 vs PyTorch (+ each alone: step time, memory-pool peak)
+#           and bench_generate.py with and without the KV cache vs PyTorch
+#   train   examples/train_shakespeare.py --device gpu (char-6L, 5000 steps, val <= 1.50 wanted),
+#           stopped with SIGINT after TRAIN_BUDGET_S seconds (default 540); the run saves
+#           out/gpu-char6L/last.npz and the next `train` resumes it, bit for bit
+#
+# Environment: OUT (where logs and results go; default out/gpu-session), DATA (the text to train
+# on when tiny Shakespeare cannot be found or downloaded, e.g. a copy carried beside the repo),
+# TRAIN_BUDGET_S, DEVICE (default gpu) and TRAIN_ARGS (more flags for `train`; a dry run on the CPU:
+# DEVICE=cpu TRAIN_ARGS="--preset cpu-small --max-iters 60" TRAIN_BUDGET_S=10 ... train). Installs nothing: run it with a Python that has numpy, regex, tqdm, cupy,
+# torch and pytest + hypothesis (the repo goes on PYTHONPATH).
+set -u -o pipefail
+cd "$(dirname "$0")/.."
+LOG=${OUT:-out/gpu-session}
+mkdir -p "$LOG"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" TQDM_MININTERVAL=30
+PY=${PYTHON:-python3}
+status=0
+
+for stage in "$@"; do
+  echo "=== $stage ($(date -u +%FT%TZ))"
+  case $stage in
+    env)
+      nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$LOG/env.txt"
+      nproc | sed 's/^/cpu cores: /' | tee -a "$LOG/env.txt"
+      $PY - <<'EOF' 2>&1 | tee -a "$LOG/env.txt"
+import sys, numpy, cupy
+print("python", sys.version.split()[0], "numpy", numpy.__version__, "cupy", cupy.__version__,
+      "cuda runtime", cupy.cuda.runtime.runtimeGetVersion())
+try:
+    import torch
+    print("torch", torch.__version__, "cuda", torch.version.cuda)
+except ImportError:
+    print("torch: not installed")
+import tinylm
+print("tinylm", tinylm.__version__, "gpu_available", tinylm.gpu_available())
+EOF
+      ;;
+    tests)
+      $PY -m pytest --device gpu -q -p no:cacheprovider 2>&1 | tee "$LOG/tests.log" || status=1
+      ;;
+    bench)
+      $PY benchmarks/bench_train.py --preset char-6L --device gpu --compare torch --memory --steps 20 \
+        --json "$LOG/bench_train_char6L_b64.json" 2>&1 | tee "$LOG/bench_train.log" || status=1
+      $PY benchmarks/bench_train.py --preset char-6L --device gpu --profile --steps 5 2>&1 \
+        | tee "$LOG/bench_train_profile.log" || status=1
+      $PY benchmarks/bench_generate.py --preset char-6L --device gpu --compare torch 2>&1 \
+        | tee "$LOG/bench_generate.log" || status=1
+      ;;
+    train)
+      dir=out/gpu-char6L
+      resume=()
+      [ -f "$dir/last.npz" ] && resume=(--resume)
+      data=()
+      [ -n "${DATA:-}" ] && data=(--data "$DATA")
+      # SIGINT = Ctrl-C: the loop saves last.npz between steps and exits cleanly
+      timeout -s INT -k 120 "${TRAIN_BUDGET_S:-540}" $PY examples/train_shakespeare.py --device "${DEVICE:-gpu}" \
+        --out-dir "$dir" "${data[@]}" "${resume[@]}" ${TRAIN_ARGS:-} 2>&1 | tee -a "$LOG/train.log"
+      rc=${PIPESTATUS[0]}
+      [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && status=1
+      cp "$dir/log.csv" "$LOG/train_log.csv" 2>/dev/null
+      cp "$dir/loss.png" "$LOG/train_loss.png" 2>/dev/null
+      ;;
+    *)
+      echo "unknown stage '$stage' (expected env, tests, bench or train)" >&2
+      exit 2
+      ;;
+  esac
+done
+exit $status
