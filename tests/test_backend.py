@@ -41,6 +41,17 @@ def test_strict_arrays_refuse_implicit_numpy():
     np.testing.assert_array_equal(a.get(), np.ones(3))
 
 
+def test_strict_refuses_numpy_names_that_cupy_lacks():
+    a = sxp.ones((2, 3), dtype=np.float32)
+    for name in ("errstate", "insert", "vecdot", "nanquantile", "longdouble"):
+        with pytest.raises(AttributeError, match=f"xp.{name} exists in NumPy but not in CuPy"):
+            getattr(sxp, name)
+    with pytest.raises(AttributeError, match="ndarray.resize exists in NumPy but not in CuPy"):
+        a.resize((3, 2))
+    # and what both have still works
+    assert sxp.einsum("ij,ij->i", a, a).shape == (2,) and a.reshape(3, 2).shape == (3, 2)
+
+
 def test_strict_inplace_and_out_keep_the_array():
     a = sxp.zeros(3, dtype=np.float32)
     b = a

@@ -222,6 +222,17 @@ def get_generator(device):
     return gen
 
 
+def argsort_stable(x, axis=-1):
+    """Indices that sort `x` along `axis`, equal values kept in their order (NumPy's kind="stable").
+
+    CuPy's sort is always stable and documents no `kind` but None, so it is not passed there.
+    """
+    xp = get_array_module(x)
+    if _cupy is not None and xp is _cupy:
+        return xp.argsort(x, axis=axis)
+    return xp.argsort(x, axis=axis, kind="stable")
+
+
 def add_rows(target, index, rows):
     """target[index[i]] += rows[i] for a 1-D integer index (repeated ids accumulate); in place.
 
@@ -233,7 +244,7 @@ def add_rows(target, index, rows):
         return scatter_add(target, index, rows)
     if index.size == 0:
         return target
-    order = xp.argsort(index, kind="stable")
+    order = argsort_stable(index)
     ids = index[order]
     starts = xp.flatnonzero(xp.concatenate([xp.ones(1, dtype=bool), ids[1:] != ids[:-1]]))
     target[ids[starts]] += xp.add.reduceat(rows[order], starts, axis=0)

@@ -32,7 +32,7 @@ def top_k_filter(logits, k):
     if k < 1:
         raise ValueError(f"top_k must be >= 1, got {k}")
     xp = backend.get_array_module(logits)
-    top = xp.argsort(-logits, axis=-1, kind="stable")[:, :k]        # (B, k) ids of the k largest
+    top = backend.argsort_stable(-logits)[:, :k]                     # (B, k) ids of the k largest
     keep = xp.zeros(logits.shape, dtype=bool)                       # (B, V)
     keep[xp.arange(logits.shape[0])[:, None], top] = True
     return xp.where(keep, logits, -xp.inf).astype(logits.dtype, copy=False)
@@ -46,7 +46,7 @@ def top_p_filter(logits, p):
     if not 0.0 < p:
         raise ValueError(f"top_p must be in (0, 1], got {p}")
     xp = backend.get_array_module(logits)
-    order = xp.argsort(-logits, axis=-1, kind="stable")             # (B, V) most likely first
+    order = backend.argsort_stable(-logits)                          # (B, V) most likely first
     rows = xp.arange(logits.shape[0])[:, None]                      # (B, 1)
     probs = _softmax(logits[rows, order])                           # (B, V) sorted probabilities
     before = xp.cumsum(probs, axis=-1) - probs                      # (B, V) mass of the tokens ranked above

@@ -8,12 +8,31 @@ The two CuPy rules it enforces, so that code which would break on a real GPU bre
      raise TypeError; use `a.get()` (as in CuPy) or `tinylm.backend.to_numpy(a)`;
   2. no mixing with NumPy arrays: `a + np.ones(3)` or `xp.where(c, a, np.zeros(3))` raise
      TypeError. Python scalars and NumPy scalars mix freely, as in CuPy.
-Full reductions return 0-d StrictArrays (as CuPy does), not NumPy scalars.
+Full reductions return 0-d StrictArrays (as CuPy does), not NumPy scalars. NumPy names that
+CuPy lacks (`xp.errstate`, `xp.insert`, `a.resize`, ...) raise AttributeError here too.
 
 Leaves out: speed (it is NumPy underneath) and CuPy-only APIs (`cupyx`, `RawKernel`).
 Reference: CuPy's "Differences between CuPy and NumPy" page.
 """
 import numpy as np
+
+
+# NumPy names that CuPy does not have (checked against CuPy 14.2's namespace and its ndarray):
+# code that reaches for one of them works on NumPy and fails on a GPU, so it fails here too
+NOT_IN_CUPY = frozenset(
+    "errstate seterr geterr seterrcall geterrcall setbufsize getbufsize insert block bmat asmatrix "
+    "matrix nditer ndenumerate nested_iters spacing vecdot matvec vecmat unstack einsum_path "
+    "frompyfunc fromregex geomspace histogram_bin_edges nanquantile nanpercentile polyder polydiv "
+    "polyint isnat longdouble float128 clongdouble complex256 object_ str_ bytes_ void character "
+    "flexible datetime64 timedelta64 datetime_as_string datetime_data busday_count busday_offset "
+    "busdaycalendar is_busday memmap recarray record rec char ma emath ctypeslib strings dtypes "
+    "typecodes ScalarType sctypeDict".split())
+NDARRAY_NOT_IN_CUPY = frozenset("ctypes getfield setfield resize setflags to_device".split())
+
+
+def _missing(name, where):
+    return AttributeError(f"{where}.{name} exists in NumPy but not in CuPy, so the 'strict' device "
+                          "refuses it too; find a way that both have")
 
 
 class StrictArray:
@@ -67,6 +86,8 @@ class StrictArray:
         # would let NumPy read the data behind our back
         if name.startswith("__"):
             raise AttributeError(name)
+        if name in NDARRAY_NOT_IN_CUPY:
+            raise _missing(name, "ndarray")
         value = getattr(self._a, name)
         if callable(value):
             def method(*args, **kwargs):
@@ -179,6 +200,8 @@ class _StrictModule:
     __name__ = "tinylm.strict.xp"
 
     def __getattr__(self, name):
+        if name in NOT_IN_CUPY:
+            raise _missing(name, "xp")
         attr = getattr(np, name)
         if isinstance(attr, type) or not callable(attr):  # dtypes, constants (xp.float32, xp.inf)
             return attr
