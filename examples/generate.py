@@ -28,11 +28,7 @@ def load_pretrained(directory, device):
 
 def load_training_checkpoint(path, device):
     """A model and tokenizer saved by tinylm's training loop (tinylm/checkpoint.py)."""
-    try:
-        from tinylm.checkpoint import load_checkpoint
-    except ImportError:
-        sys.exit("--checkpoint needs tinylm/checkpoint.py, which this checkout does not have yet; "
-                 "use --pretrained DIR for a GPT-2 folder")
+    from tinylm.checkpoint import load_checkpoint
     from tinylm.tokenizers import tokenizer_from_dict
     ckpt = load_checkpoint(path)                      # a Checkpoint: .model, .config, .tokenizer, .step, ...
     if ckpt.tokenizer is None:

@@ -31,7 +31,7 @@ from tinylm.checkpoint import load_checkpoint  # noqa: E402
 from tinylm.data import TokenDataset, load_shakespeare  # noqa: E402
 from tinylm.model import GPT, GPTConfig  # noqa: E402
 from tinylm.tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict  # noqa: E402
-from tinylm.train import TrainConfig, train  # noqa: E402
+from tinylm.train import TrainConfig, evaluate, train  # noqa: E402
 
 PRESETS = ["cpu-small", "char-6L"]   # names shared by tinylm.model.PRESETS and tinylm.train.PRESETS
 DEFAULT_PRESET = {"cpu": "cpu-small", "strict": "cpu-small", "gpu": "char-6L"}
@@ -140,6 +140,8 @@ def main(argv=None):
         if ev is not None:
             print(f"done at step {history.step}: val loss {ev['val_loss']:.4f}, best {history.best_val_loss:.4f}; "
                   f"sample with: python examples/generate.py --checkpoint {best}")
+            exact = evaluate(model, data.val, tcfg.batch_size)
+            print(f"val loss over all {len(data.val):,} val tokens (every one a target once): {exact:.4f}")
         else:  # resumed a run that had already finished
             print(f"nothing to do: the run in {tcfg.out_dir} is already at step {history.step} "
                   f"(best val loss {history.best_val_loss:.4f}); sample with: "

@@ -190,7 +190,26 @@ def test_batch_covers_the_last_window():
     assert (x.numpy() == np.arange(4)).all() and (y.numpy() == np.arange(1, 5)).all()
 
 
+@pytest.mark.parametrize("n,batch_size,block_size", [(13, 2, 4), (9, 5, 4), (5, 3, 4), (2, 1, 4), (30, 7, 1)])
+def test_iter_batches_covers_every_target_once(device, n, batch_size, block_size):
+    ids = (np.arange(n) * 5) % 17
+    batches = list(data.TokenDataset(ids, device=device).iter_batches(batch_size, block_size))
+    xs = np.concatenate([to_numpy(x.data).reshape(-1) for x, _ in batches])
+    ys = np.concatenate([to_numpy(y.data).reshape(-1) for _, y in batches])
+    np.testing.assert_array_equal(xs, ids[:-1])  # inputs in order, each once
+    np.testing.assert_array_equal(ys, ids[1:])   # targets: every token but the first, each once
+    for x, y in batches:
+        assert x.device == y.device == device and x.dtype == np.int64 and x.shape == y.shape
+        assert x.shape[0] <= batch_size and x.shape[1] <= block_size
+    full = (n - 1) // block_size
+    assert len(batches) == -(-full // batch_size) + ((n - 1) % block_size > 0)
+
+
 def test_dataset_errors():
+    with pytest.raises(ValueError, match="nothing to predict"):
+        list(data.TokenDataset([3]).iter_batches(2, 4))
+    with pytest.raises(ValueError, match="block_size must be a positive int, got 0"):
+        list(data.TokenDataset(np.arange(10)).iter_batches(2, 0))
     with pytest.raises(ValueError, match="too short for block_size 10"):
         data.TokenDataset(np.arange(10)).get_batch(2, 10)
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):

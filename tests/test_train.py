@@ -12,7 +12,7 @@ from tinylm.backend import to_numpy
 from tinylm.checkpoint import load_checkpoint
 from tinylm.data import TokenDataset
 from tinylm.model import GPT, GPTConfig
-from tinylm.train import TrainConfig, train
+from tinylm.train import TrainConfig, estimate_loss, evaluate, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
@@ -45,6 +45,29 @@ def test_same_seed_same_losses(device, tmp_path):
         np.testing.assert_array_equal(runs[0][2][k], runs[1][2][k])
     model, data, cfg = _setup(device, tmp_path / "other", max_iters=4, seed=4)  # another run seed: other batches
     assert train(model, data, cfg, progress=False).losses != runs[0][0]
+
+
+def test_evaluate_is_the_exact_mean_over_every_target(device, tmp_path):
+    model, data, _ = _setup(device, tmp_path)
+    model.train()
+    val = data.val                                          # 60 tokens: 59 targets in 7 windows of 8 + 1 of 3
+    exact = evaluate(model, val, batch_size=3)
+    assert model.training and isinstance(exact, float)      # eval mode only inside
+    # by hand, one window at a time, weighted by its number of targets
+    ids = to_numpy(val.ids).astype(np.int64)
+    model.eval()
+    total = 0.0
+    for lo in range(0, 59, 8):
+        hi = min(lo + 8, 59)
+        _, loss = model(tl.tensor(ids[lo:hi][None], device=device), tl.tensor(ids[lo + 1:hi + 1][None], device=device))
+        total += loss.item() * (hi - lo)
+    assert exact == pytest.approx(total / 59, rel=1e-6)
+    assert evaluate(model, val, batch_size=64) == pytest.approx(exact, rel=1e-6)  # batching changes nothing
+    # the sampled estimate aims at the same number
+    sampled = estimate_loss(model, data, batch_size=16, eval_iters=40, seed=0)["val"]
+    assert abs(sampled - exact) < 0.05 * exact
+    with pytest.raises(TypeError, match="dataset must be a tinylm.data.TokenDataset, got Splits"):
+        evaluate(model, data)
 
 
 def test_interrupt_then_resume_matches_an_unbroken_run(device, tmp_path):
@@ -132,6 +155,7 @@ def test_example_end_to_end(dev, tmp_path, capsys):
     assert h.stopped == "max_iters" and h.step == 3 and [e["step"] for e in h.evals] == [0, 2, 3]
     out = capsys.readouterr().out
     assert "cpu-small on " + dev in out and "done at step 3" in out and out.count("-" * 40) == 6  # 3 samples
+    assert "val loss over all " in out and " val tokens (every one a target once): " in out
     ck = load_checkpoint(tmp_path / "out" / "last.npz")
     assert ck.step == 3 and ck.tokenizer["type"] == "char" and ck.config["n_layer"] == 1
     assert ck.extra["train_config"]["batch_size"] == 2 and ck.extra["train_config"]["lr"] == 3e-3
@@ -139,6 +163,27 @@ def test_example_end_to_end(dev, tmp_path, capsys):
     h = _example().main(args + ["--resume"])
     assert h.step == 3 and h.evals == [] and load_checkpoint(tmp_path / "out" / "last.npz").step == 3
     assert "nothing to do: the run in" in capsys.readouterr().out
+
+
+def test_evaluate_example_scores_a_checkpoint_exactly(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    out_dir = tmp_path / "out"
+    _example().main(TINY_ARGS + ["--device", "cpu", "--data", str(tmp_path / "text.txt"), "--out-dir", str(out_dir)])
+    spec = importlib.util.spec_from_file_location("evaluate_example", REPO / "examples" / "evaluate.py")
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    capsys.readouterr()
+    loss = ev.main(["--checkpoint", str(out_dir / "last.npz"), "--data", str(tmp_path / "text.txt"),
+                    "--batch-size", "3"])
+    # the same number as the library call on the same split
+    ck = load_checkpoint(out_dir / "last.npz")
+    model = GPT(GPTConfig.from_dict(ck.config))
+    model.load_state_dict(ck.model)
+    tok = tl.tokenizers.tokenizer_from_dict(ck.tokenizer)
+    val = TokenDataset(np.asarray(tok.encode(TEXT), dtype=np.int64)).split(0.9).val
+    assert loss == pytest.approx(evaluate(model, val, batch_size=64), rel=1e-6)
+    out = capsys.readouterr().out
+    assert out.startswith(f"val: loss {loss:.4f} (perplexity ") and f"over {len(val) - 1:,} targets" in out
 
 
 def test_example_bpe_resume_and_generate(tmp_path, capsys):

@@ -255,6 +255,32 @@ class TokenDataset:
         return x, y
 
 
+    def iter_batches(self, batch_size, block_size):
+        """(x, y) batches that cover the dataset once, in order: every token but the first is a
+        target exactly once. Windows of `block_size` tokens side by side (the last one shorter when
+        the length does not divide), `batch_size` windows to a batch (the last batch smaller)."""
+        for name, v in (("batch_size", batch_size), ("block_size", block_size)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        n_targets = len(self) - 1
+        if n_targets < 1:
+            raise ValueError(f"a dataset of {len(self)} tokens has nothing to predict (needs at least 2)")
+        xp = backend.array_module(self.device)
+        full = n_targets // block_size
+        for first in range(0, full, batch_size):
+            rows = min(batch_size, full - first)
+            lo, hi = first * block_size, (first + rows) * block_size
+            x = self.ids[lo:hi].reshape(rows, block_size).astype(np.int64)          # (rows, T)
+            y = self.ids[lo + 1:hi + 1].reshape(rows, block_size).astype(np.int64)  # (rows, T)
+            yield Tensor(x, device=self.device), Tensor(y, device=self.device)
+        rest = n_targets - full * block_size
+        if rest:
+            lo = full * block_size
+            x = xp.ascontiguousarray(self.ids[lo:lo + rest][None, :].astype(np.int64))       # (1, rest)
+            y = xp.ascontiguousarray(self.ids[lo + 1:lo + rest + 1][None, :].astype(np.int64))
+            yield Tensor(x, device=self.device), Tensor(y, device=self.device)
+
+
 class Splits(NamedTuple):
     """(train, val) datasets; unpacks as a pair and samples by name: `splits.get_batch("train", B, T)`."""
 
