@@ -20,27 +20,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))      # generate.py besi
 
 import numpy as np  # noqa: E402
 
-from generate import load_pretrained, load_training_checkpoint  # noqa: E402
+from generate import add_model_arguments, load_model  # noqa: E402
 from tinylm.data import TokenDataset, load_shakespeare  # noqa: E402
 from tinylm.train import evaluate  # noqa: E402
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="a tinylm training checkpoint")
-    src.add_argument("--pretrained", metavar="DIR", help="a Hugging Face GPT-2 folder (with its tokenizer files)")
+    add_model_arguments(p)
     p.add_argument("--data", default=None, help="the text (default: tiny Shakespeare, found or downloaded)")
     p.add_argument("--split", choices=["val", "train", "all"], default="val",
                    help="val: the last 10%% of the tokens (the training split's complement); train: the first 90%%")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (the result does not depend on it)")
-    p.add_argument("--device", default="cpu", help="cpu, gpu, cuda:N")
     args = p.parse_args(argv)
 
-    if args.pretrained:
-        model, tok = load_pretrained(args.pretrained, args.device)
-    else:
-        model, tok = load_training_checkpoint(args.checkpoint, args.device)
+    model, tok = load_model(args)
     text = load_shakespeare(args.data)
     data = TokenDataset(np.asarray(tok.encode(text), dtype=np.int64), device=model.device)
     if args.split != "all":

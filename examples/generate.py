@@ -38,11 +38,24 @@ def load_training_checkpoint(path, device):
     return model, tokenizer_from_dict(ckpt.tokenizer)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_model_arguments(p):
+    """--checkpoint | --pretrained, and --device: the model a script works on."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a tinylm training checkpoint")
     src.add_argument("--pretrained", metavar="DIR", help="a Hugging Face GPT-2 folder (with its tokenizer files)")
+    p.add_argument("--device", default="cpu", help="cpu, gpu, cuda:N")
+
+
+def load_model(args):
+    """(model, tokenizer) from the parsed --checkpoint or --pretrained, on --device."""
+    if args.pretrained:
+        return load_pretrained(args.pretrained, args.device)
+    return load_training_checkpoint(args.checkpoint, args.device)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_model_arguments(p)
     p.add_argument("--prompt", default="\n", help="text to continue")
     p.add_argument("--max-new-tokens", type=int, default=100)
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (argmax)")
@@ -50,14 +63,10 @@ def main(argv=None):
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set reaching p")
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=None, help="a fixed seed gives a fixed sample")
-    p.add_argument("--device", default="cpu", help="cpu, gpu, cuda:N")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context at every step")
     args = p.parse_args(argv)
 
-    if args.pretrained:
-        model, tok = load_pretrained(args.pretrained, args.device)
-    else:
-        model, tok = load_training_checkpoint(args.checkpoint, args.device)
+    model, tok = load_model(args)
     ids = tok.encode(args.prompt)
     if not ids:
         sys.exit("the prompt encodes to no tokens; give a non-empty --prompt")
