@@ -32,6 +32,9 @@ def parse():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="BLAS / torch threads on the CPU")
     p.add_argument("--compare", choices=["torch"], default=None)
+    p.add_argument("--reseed", action="store_true",
+                   help="reseed every step, as the training loop does for bit-exact resume (tinylm.manual_seed; "
+                        "torch.manual_seed on the PyTorch side), to see what that costs")
     p.add_argument("--profile", action="store_true", help="print tinylm's per-op forward/backward profile")
     p.add_argument("--memory", action="store_true",
                    help="each framework alone in its own process: peak memory and step time (no cross-talk "
@@ -79,6 +82,8 @@ def tinylm_setup(config, batches):
     data = [(tl.tensor(x, device=DEVICE), tl.tensor(y, device=DEVICE)) for x, y in batches]
 
     def step(i):
+        if args.reseed:
+            tl.manual_seed(i)
         x, y = data[i % len(data)]
         _, loss = model(x, y)
         opt.zero_grad()
@@ -99,6 +104,8 @@ def torch_setup(model_tl, batches):
     data = [(torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)) for x, y in batches]
 
     def step(i):
+        if args.reseed:
+            torch.manual_seed(i)
         x, y = data[i % len(data)]
         _, loss = tm(x, y)
         opt.zero_grad(set_to_none=True)
@@ -188,7 +195,7 @@ def main():
     tokens = BATCH * config.block_size
     print(f"preset {args.preset} (n_layer={config.n_layer}, n_head={config.n_head}, n_embd={config.n_embd}, "
           f"block {config.block_size}, dropout {config.dropout}), batch {BATCH}, device {DEVICE}, "
-          f"threads {args.threads}, numpy {np.__version__}")
+          f"threads {args.threads}, numpy {np.__version__}{', reseeded every step' if args.reseed else ''}")
     model, step = tinylm_setup(config, batches)
     print(f"parameters: {model.num_parameters():,}")
     sync = gpu_sync if GPU else None
@@ -222,7 +229,7 @@ def main():
             for name in runners:
                 cmd = [sys.executable, __file__, "--preset", args.preset, "--device", args.device, "--batch-size",
                        str(BATCH), "--threads", str(args.threads), "--only", name, "--warmup", str(args.warmup),
-                       "--steps", str(args.steps)]
+                       "--steps", str(args.steps)] + (["--reseed"] if args.reseed else [])
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
                 alone[name].append(json.loads(out.splitlines()[-1]))
         for name, rows in alone.items():

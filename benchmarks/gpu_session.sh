@@ -8,8 +8,8 @@
 # Stages (any order, any subset):
 #   env     GPU, driver, Python and package versions
 #   tests   the test suite on the GPU only: pytest --device gpu
-#   bench   bench_train.py char-6L batch 64 vs PyTorch (+ each alone: step time, memory-pool peak)
-#           and bench_generate.py with and without the KV cache vs PyTorch
+#   bench   bench_train.py char-6L batch 64 vs PyTorch (+ each alone: step time, memory-pool peak),
+#           its per-op profile, the cost of per-step reseeding, and bench_generate.py with and without the KV cache vs PyTorch
 #   train   examples/train_shakespeare.py --device gpu (char-6L, 5000 steps, val <= 1.50 wanted),
 #           stopped with SIGINT after TRAIN_BUDGET_S seconds (default 540); the run saves
 #           out/gpu-char6L/last.npz and the next `train` resumes it, bit for bit
@@ -54,6 +54,9 @@ EOF
         --json "$LOG/bench_train_char6L_b64.json" 2>&1 | tee "$LOG/bench_train.log" || status=1
       $PY benchmarks/bench_train.py --preset char-6L --device gpu --profile --steps 5 2>&1 \
         | tee "$LOG/bench_train_profile.log" || status=1
+      # the training loop reseeds every step (a new cuRAND generator on the GPU): what it costs
+      $PY benchmarks/bench_train.py --preset char-6L --device gpu --compare torch --reseed --steps 10 2>&1 \
+        | tee "$LOG/bench_train_reseed.log" || status=1
       $PY benchmarks/bench_generate.py --preset char-6L --device gpu --compare torch 2>&1 \
         | tee "$LOG/bench_generate.log" || status=1
       ;;
