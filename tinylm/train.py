@@ -374,13 +374,13 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                 backend.manual_seed(step_seed(run_seed, step))
                 x, y = data.get_batch("train", B, T)                # (B, T), (B, T)
                 _, loss = model(x, y)
-                loss_value = loss.item()                             # one device sync per step
-                if not math.isfinite(loss_value):
-                    raise FloatingPointError(f"the training loss is {loss_value} at step {step}; stopping, "
-                                             f"{last_good()}")
                 opt.zero_grad()
                 loss.backward()
                 grad_norm = optim.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+                loss_value = loss.item()   # read after backward: on a GPU, one wait per step, not one per pass
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"the training loss is {loss_value} at step {step}; stopping, "
+                                             f"{last_good()}")
                 if grad_norm is not None and not math.isfinite(grad_norm):
                     raise FloatingPointError(f"the gradient norm is {grad_norm} at step {step}; stopping, "
                                              f"{last_good()}")
