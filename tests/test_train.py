@@ -12,7 +12,7 @@ from tinylm.backend import to_numpy
 from tinylm.checkpoint import load_checkpoint
 from tinylm.data import TokenDataset
 from tinylm.model import GPT, GPTConfig
-from tinylm.train import TrainConfig, estimate_loss, evaluate, train
+from tinylm.train import TrainConfig, estimate_loss, evaluate, plot_runs, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.1)
@@ -68,6 +68,21 @@ def test_evaluate_is_the_exact_mean_over_every_target(device, tmp_path):
     assert abs(sampled - exact) < 0.05 * exact
     with pytest.raises(TypeError, match="dataset must be a tinylm.data.TokenDataset, got Splits"):
         evaluate(model, data)
+
+
+def test_plot_runs_draws_each_run_or_says_what_is_missing(tmp_path):
+    pytest.importorskip("matplotlib")
+    for lr in (1e-2, 3e-3):
+        model, data, cfg = _setup("cpu", tmp_path / f"lr{lr}", lr=lr, min_lr=lr / 10)
+        train(model, data, cfg, progress=False)
+    png = tmp_path / "sweep.png"
+    assert plot_runs({"lr 1e-2": tmp_path / "lr0.01", "lr 3e-3": tmp_path / "lr0.003" / "log.csv"}, png,
+                     title="a sweep", since_step=2, target=2.0)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no evaluation rows"):
+        plot_runs({"late": tmp_path / "lr0.01"}, png, since_step=99)
+    with pytest.raises(ValueError, match="at least one run"):
+        plot_runs({}, png)
 
 
 def test_interrupt_then_resume_matches_an_unbroken_run(device, tmp_path):

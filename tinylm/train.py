@@ -226,6 +226,44 @@ def plot_log(log_path, png_path):
     return True
 
 
+def plot_runs(runs, png_path, title=None, since_step=0, target=None):
+    """Val loss against step for several runs on one plot, e.g. a learning-rate sweep.
+
+    runs: {label: path of a run's log.csv or of its out_dir}; since_step: leave out the
+    evaluations before this step (the first ones dwarf the differences at the end); target: a
+    val loss to draw as a dashed line. Returns False without matplotlib.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    if not runs:
+        raise ValueError("plot_runs needs at least one run")
+    fig = Figure(figsize=(7, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, path in runs.items():
+        path = os.path.join(path, "log.csv") if os.path.isdir(path) else path
+        evals = [r for r in _read_log(path) if "val_loss" in r and r["step"] >= since_step]
+        if not evals:
+            raise ValueError(f"{path} has no evaluation rows (val_loss) from step {since_step} on")
+        line, = ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label=label)
+        ax.annotate(f"{evals[-1]['val_loss']:.3f}", (evals[-1]["step"], evals[-1]["val_loss"]),
+                    textcoords="offset points", xytext=(4, 0), va="center", fontsize=8, color=line.get_color())
+    if target is not None:
+        ax.axhline(target, color="0.4", ls="--", lw=1, label=f"target {target:g}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("val loss (nats/token)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    return True
+
+
 # ---------------------------------------------------------------------------- Ctrl-C
 class _StopOnSigint:
     """While active, the first Ctrl-C only sets `requested` (the loop stops between steps); a second one raises."""
@@ -420,4 +458,5 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     return history
 
 
-__all__ = ["TrainConfig", "PRESETS", "History", "train", "estimate_loss", "evaluate", "step_seed", "plot_log"]
+__all__ = ["TrainConfig", "PRESETS", "History", "train", "estimate_loss", "evaluate", "step_seed", "plot_log",
+           "plot_runs"]
