@@ -188,6 +188,12 @@ def load_shakespeare(path=None, *, allow_download=True):
 
 
 # ---------------------------------------------------------------------------- token datasets
+def _check_sizes(batch_size, block_size):
+    for name, v in (("batch_size", batch_size), ("block_size", block_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
 class TokenDataset:
     """One stream of token ids (int32, on `device`) with batch sampling; `split()` cuts train/val."""
 
@@ -239,9 +245,7 @@ class TokenDataset:
 
     def get_batch(self, batch_size, block_size):
         """(x, y) int64 Tensors of shape (B, T) on the dataset's device; y is x shifted by one token."""
-        for name, v in (("batch_size", batch_size), ("block_size", block_size)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        _check_sizes(batch_size, block_size)
         n = len(self)
         if n < block_size + 1:
             raise ValueError(f"a dataset of {n} tokens is too short for block_size {block_size} "
@@ -254,18 +258,14 @@ class TokenDataset:
         y = Tensor(xp.ascontiguousarray(chunk[:, 1:]), device=self.device)                     # (B, T)
         return x, y
 
-
     def iter_batches(self, batch_size, block_size):
         """(x, y) batches that cover the dataset once, in order: every token but the first is a
         target exactly once. Windows of `block_size` tokens side by side (the last one shorter when
         the length does not divide), `batch_size` windows to a batch (the last batch smaller)."""
-        for name, v in (("batch_size", batch_size), ("block_size", block_size)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        _check_sizes(batch_size, block_size)
         n_targets = len(self) - 1
         if n_targets < 1:
             raise ValueError(f"a dataset of {len(self)} tokens has nothing to predict (needs at least 2)")
-        xp = backend.array_module(self.device)
         full = n_targets // block_size
         for first in range(0, full, batch_size):
             rows = min(batch_size, full - first)
@@ -276,8 +276,8 @@ class TokenDataset:
         rest = n_targets - full * block_size
         if rest:
             lo = full * block_size
-            x = xp.ascontiguousarray(self.ids[lo:lo + rest][None, :].astype(np.int64))       # (1, rest)
-            y = xp.ascontiguousarray(self.ids[lo + 1:lo + rest + 1][None, :].astype(np.int64))
+            x = self.ids[lo:lo + rest][None, :].astype(np.int64)                     # (1, rest)
+            y = self.ids[lo + 1:lo + rest + 1][None, :].astype(np.int64)             # (1, rest)
             yield Tensor(x, device=self.device), Tensor(y, device=self.device)
 
 
