@@ -16,7 +16,7 @@
 #
 # Environment: OUT (where logs and results go; default out/gpu-session), DATA (the text to train
 # on when tiny Shakespeare cannot be found or downloaded, e.g. a copy carried beside the repo),
-# TRAIN_BUDGET_S, DEVICE (default gpu) and TRAIN_ARGS (more flags for `train`; a dry run on the CPU:
+# TRAIN_BUDGET_S, RUN_DIR (default out/gpu-char6L), DEVICE (default gpu) and TRAIN_ARGS (more flags for `train`; a dry run on the CPU:
 # DEVICE=cpu TRAIN_ARGS="--preset cpu-small --max-iters 60" TRAIN_BUDGET_S=10 ... train). Installs nothing: run it with a Python that has numpy, regex, tqdm, cupy,
 # torch and pytest + hypothesis (the repo goes on PYTHONPATH).
 set -u -o pipefail
@@ -61,7 +61,7 @@ EOF
         | tee "$LOG/bench_generate.log" || status=1
       ;;
     train)
-      dir=out/gpu-char6L
+      dir=${RUN_DIR:-out/gpu-char6L}
       resume=()
       [ -f "$dir/last.npz" ] && resume=(--resume)
       data=()

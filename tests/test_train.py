@@ -2,6 +2,9 @@
 import csv
 import importlib.util
 import math
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +202,26 @@ def test_evaluate_example_scores_a_checkpoint_exactly(tmp_path, capsys):
     assert loss == pytest.approx(evaluate(model, val, batch_size=64), rel=1e-6)
     out = capsys.readouterr().out
     assert out.startswith(f"val: loss {loss:.4f} (perplexity ") and f"over {len(val) - 1:,} targets" in out
+
+
+@pytest.mark.skipif(shutil.which("timeout") is None or shutil.which("bash") is None, reason="needs bash and timeout")
+def test_gpu_checklist_train_stage_stops_and_resumes(tmp_path):
+    """benchmarks/gpu_session.sh train, dry-run on the CPU: stopped by its time budget, then resumed."""
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "DEVICE": "cpu", "OUT": str(tmp_path / "logs"), "RUN_DIR": str(run_dir),
+           "DATA": str(tmp_path / "text.txt"), "TRAIN_BUDGET_S": "6",
+           "TRAIN_ARGS": " ".join(TINY_ARGS[2:] + ["--max-iters", "1000000", "--eval-interval", "50",
+                                                   "--sample-chars", "0"])}
+    steps = []
+    for _ in range(2):
+        proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_session.sh"), "train"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        steps.append(load_checkpoint(run_dir / "last.npz").step)
+    assert 0 < steps[0] < steps[1] < 1000000                  # the second call went on from the first
+    log = (tmp_path / "logs" / "train.log").read_text()
+    assert log.count("interrupted: saved") == 2 and (tmp_path / "logs" / "train_log.csv").is_file()
 
 
 def test_example_bpe_resume_and_generate(tmp_path, capsys):
