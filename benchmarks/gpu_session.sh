@@ -2,8 +2,11 @@
 # The GPU checklist (issues #5 and #7) in as few runs as possible, on a machine with an NVIDIA GPU,
 # CuPy and PyTorch already installed and, perhaps, no network.
 #
-#   bash benchmarks/gpu_session.sh env tests bench      # ~10 min: versions, the suite on cuda, benchmarks
+#   bash benchmarks/gpu_session.sh env tests            # versions, the suite on cuda
+#   bash benchmarks/gpu_session.sh bench                # benchmarks (minutes: fresh processes, kernel compiles)
 #   bash benchmarks/gpu_session.sh train                # char-6L, 5000 steps; run again to resume
+# Each line is one device call under a 10-minute limit; logs are written as they go (tee), so a
+# call cut short still returns what it did.
 #
 # Stages (any order, any subset):
 #   env     GPU, driver, Python and package versions
