@@ -40,7 +40,7 @@ def main(argv=None):
     if args.split != "all":
         data = getattr(data.split(0.9), args.split)
     t0 = time.perf_counter()
-    loss = evaluate(model, data, batch_size=args.batch_size)
+    loss = evaluate(model, data, batch_size=args.batch_size, progress=True)
     print(f"{args.split}: loss {loss:.4f} (perplexity {math.exp(loss):.3f}, {loss / math.log(2):.3f} bits per token) "
           f"over {len(data) - 1:,} targets, {time.perf_counter() - t0:.1f} s on {model.device}")
     return loss

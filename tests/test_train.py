@@ -66,6 +66,7 @@ def test_evaluate_is_the_exact_mean_over_every_target(device, tmp_path):
         total += loss.item() * (hi - lo)
     assert exact == pytest.approx(total / 59, rel=1e-6)
     assert evaluate(model, val, batch_size=64) == pytest.approx(exact, rel=1e-6)  # batching changes nothing
+    assert evaluate(model, val, batch_size=3, progress=True) == exact              # the bar changes nothing
     # the sampled estimate aims at the same number
     sampled = estimate_loss(model, data, batch_size=16, eval_iters=40, seed=0)["val"]
     assert abs(sampled - exact) < 0.05 * exact

@@ -154,21 +154,29 @@ def estimate_loss(model, data, batch_size, eval_iters, seed=None):
 
 
 @no_grad()
-def evaluate(model, dataset, batch_size=64):
+def evaluate(model, dataset, batch_size=64, progress=False):
     """The mean loss per token over a whole dataset (every token a target once), in eval mode.
 
     Exact where `estimate_loss` samples: the same number every time, for final figures. Each
     token sees as much context as its place in its window gives it, 0 to block_size - 1 tokens,
     evenly spread as in random batches, so the two agree up to `estimate_loss`'s sampling noise.
+    progress: a tqdm bar over the batches.
     """
     if not isinstance(dataset, TokenDataset):
         raise TypeError(f"dataset must be a tinylm.data.TokenDataset, got {type(dataset).__name__}")
     dataset = dataset.to(model.device)
+    T = model.config.block_size
+    batches = dataset.iter_batches(batch_size, T)
+    if progress:
+        from tqdm.auto import tqdm
+        full, rest = divmod(len(dataset) - 1, T)          # full windows, and the targets of a shorter last one
+        batches = tqdm(batches, total=-(-full // batch_size) + (rest > 0), unit="batch", desc="evaluate",
+                       leave=False)
     was_training = model.training
     model.eval()
     try:
         total, count = 0.0, 0
-        for x, y in dataset.iter_batches(batch_size, model.config.block_size):
+        for x, y in batches:
             _, loss = model(x, y)
             total += loss.item() * y.size
             count += y.size
