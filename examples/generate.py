@@ -48,6 +48,11 @@ def add_model_arguments(p):
 
 def load_model(args):
     """(model, tokenizer) from the parsed --checkpoint or --pretrained, on --device."""
+    import tinylm as tl
+    try:
+        tl.backend.array_module(args.device)          # an unknown device, no CuPy or no GPU: one line
+    except (RuntimeError, ValueError) as e:
+        sys.exit(f"--device {args.device}: {e}")
     if args.pretrained:
         return load_pretrained(args.pretrained, args.device)
     return load_training_checkpoint(args.checkpoint, args.device)

@@ -106,6 +106,10 @@ def get_tokenizer(args, text, out_dir):
 def main(argv=None):
     args = parse(argv)
     device = args.device if args.device != "auto" else ("gpu" if tl.gpu_available() else "cpu")
+    try:
+        tl.backend.array_module(device)               # no CuPy or no GPU: say so now, in one line
+    except RuntimeError as e:
+        sys.exit(f"--device {device}: {e}")
     preset = args.preset or DEFAULT_PRESET[device]
     run_name = "gpt2-finetune" if args.init_from else args.tokenizer
     tcfg = TrainConfig.from_preset(preset, **{"out_dir": os.path.join("out", f"shakespeare-{run_name}"),

@@ -184,6 +184,20 @@ def test_example_end_to_end(dev, tmp_path, capsys):
     assert "nothing to do: the run in" in capsys.readouterr().out
 
 
+@pytest.mark.skipif(tl.gpu_available(), reason="a GPU is present")
+def test_examples_say_in_one_line_that_there_is_no_gpu(tmp_path):
+    with pytest.raises(SystemExit, match="--device gpu: device 'gpu'"):
+        _example().main(TINY_ARGS + ["--device", "gpu", "--out-dir", str(tmp_path / "out")])
+    spec = importlib.util.spec_from_file_location("generate_example", REPO / "examples" / "generate.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    with pytest.raises(SystemExit, match="--device gpu: device 'gpu'"):
+        gen.main(["--checkpoint", str(tmp_path / "none.npz"), "--device", "gpu"])
+    with pytest.raises(SystemExit, match="--device tpu: unknown device 'tpu'"):
+        gen.main(["--checkpoint", str(tmp_path / "none.npz"), "--device", "tpu"])
+    assert not (tmp_path / "out").exists()                   # nothing was started
+
+
 def test_evaluate_example_scores_a_checkpoint_exactly(tmp_path, capsys):
     (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
     out_dir = tmp_path / "out"
