@@ -91,4 +91,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as e:  # bad input: say what was wrong, without a traceback
+        sys.exit(f"error: {e}")

@@ -154,4 +154,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(130 if main().stopped == "interrupted" else 0)
+    try:
+        history = main()
+    except (FileNotFoundError, ValueError) as e:  # bad input: say what was wrong, without a traceback
+        sys.exit(f"error: {e}")
+    sys.exit(130 if history.stopped == "interrupted" else 0)

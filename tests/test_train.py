@@ -5,6 +5,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +197,17 @@ def test_examples_say_in_one_line_that_there_is_no_gpu(tmp_path):
     with pytest.raises(SystemExit, match="--device tpu: unknown device 'tpu'"):
         gen.main(["--checkpoint", str(tmp_path / "none.npz"), "--device", "tpu"])
     assert not (tmp_path / "out").exists()                   # nothing was started
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("train_shakespeare.py", ["--data", "missing.txt"], "error: Shakespeare text not found at missing.txt"),
+    ("generate.py", ["--checkpoint", "missing.npz"], "error: checkpoint missing.npz does not exist"),
+    ("evaluate.py", ["--checkpoint", "missing.npz"], "error: checkpoint missing.npz does not exist"),
+])
+def test_examples_report_bad_input_in_one_line(tmp_path, script, args, message):
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / script), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.startswith(message) and "Traceback" not in proc.stderr
 
 
 def test_evaluate_example_scores_a_checkpoint_exactly(tmp_path, capsys):
