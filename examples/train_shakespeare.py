@@ -156,6 +156,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         history = main()
-    except (FileNotFoundError, ValueError) as e:  # bad input: say what was wrong, without a traceback
+    except (FileNotFoundError, ValueError, FloatingPointError) as e:  # bad input or a NaN loss: one line
         sys.exit(f"error: {e}")
     sys.exit(130 if history.stopped == "interrupted" else 0)
