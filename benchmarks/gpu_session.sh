@@ -5,8 +5,8 @@
 #   bash benchmarks/gpu_session.sh env tests            # versions, the suite on cuda
 #   bash benchmarks/gpu_session.sh bench                # benchmarks (minutes: fresh processes, kernel compiles)
 #   bash benchmarks/gpu_session.sh train                # char-6L, 5000 steps; run again to resume
-# Each line is one device call under a 10-minute limit; logs are written as they go (tee), so a
-# call cut short still returns what it did.
+# Each line fits in a 10-minute run; logs are written as they go (tee), so a run cut short
+# still leaves what it did.
 #
 # Stages (any order, any subset):
 #   env     GPU, driver, Python and package versions
