@@ -4,8 +4,9 @@ How it works:
   - `markdown_blocks(path)` finds each fenced block that opens with ```python (or ```py) and
     returns (line number of its first code line, code, skip reason or None).
   - A block is skipped when the last non-blank line before its fence is an HTML comment
-    `<!-- skip: reason -->`, e.g. `<!-- skip: needs a GPU -->`; each skipped block is its own
-    test item that reports the reason (`pytest -ra` lists them).
+    `<!-- skip: reason -->`; each skipped block is its own test item that reports the reason
+    (`pytest -ra` lists them). The reason `needs a GPU` is special: such a block runs where
+    CuPy finds a CUDA GPU (`tinylm.gpu_available()`), and is skipped elsewhere.
   - The other blocks of one Markdown file run in order, in one shared namespace (a later block
     may use an earlier block's names), with cwd = the repository root, in a fresh Python
     process per file (`python tests/test_docs.py FILE.md`): no state leaks between files, and
@@ -35,6 +36,22 @@ MARKDOWN = sorted(DOCS.glob("*.md")) + ([REPO / "README.md"] if (REPO / "README.
 
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*(\w*)")
 _SKIP = re.compile(r"^\s*<!--\s*skip:\s*(.*?)\s*-->\s*$")
+
+
+NEEDS_GPU = "needs a GPU"
+_gpu = None
+
+
+def skipped(reason):
+    """Whether a block with this skip reason (None: no marker) is skipped here."""
+    global _gpu
+    if reason != NEEDS_GPU:
+        return reason is not None
+    if _gpu is None:
+        sys.path.insert(0, str(REPO))
+        import tinylm
+        _gpu = tinylm.gpu_available()
+    return not _gpu
 
 
 def markdown_blocks(path):
@@ -71,7 +88,7 @@ def run_file(path):
     sys.path.insert(0, str(REPO))
     namespace = {"__name__": "__docs__"}
     for first, code, skip in markdown_blocks(path):
-        if skip is not None:
+        if skipped(skip):
             continue
         # pad with newlines so tracebacks give the line numbers of the Markdown file itself
         compiled = compile("\n" * (first - 1) + code, str(path), "exec")
@@ -91,7 +108,7 @@ def _items():
     for path in MARKDOWN:
         yield pytest.param(path, None, None, id=_rel(path))
         for line, _, reason in markdown_blocks(path):
-            if reason is not None:
+            if skipped(reason):
                 yield pytest.param(path, line, reason, id=f"{_rel(path)}:{line}-skipped")
 
 
@@ -110,6 +127,13 @@ if pytest is not None:
         sys.stdout.write(proc.stdout + f"{_rel(path)}: {time.perf_counter() - t0:.1f} s\n")
         if proc.returncode != 0:
             pytest.fail(proc.stderr[-6000:] or f"{_rel(path)}: exit status {proc.returncode}", pytrace=False)
+
+
+def test_gpu_blocks_run_where_there_is_a_gpu():
+    import tinylm
+    assert skipped(None) is False and skipped("a long run") is True
+    assert skipped(NEEDS_GPU) is (not tinylm.gpu_available())
+    assert any(reason == NEEDS_GPU for _, _, reason in markdown_blocks(DOCS / "09-gpu.md"))
 
 
 def test_skip_markers_sit_on_python_blocks():
