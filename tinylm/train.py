@@ -206,32 +206,46 @@ def _trim_log(path, step, evaluated):
         writer.writerows({k: r.get(k, "") for k in LOG_FIELDS} for r in keep)
 
 
-def plot_log(log_path, png_path):
-    """Draw train (per-step and evaluated) and val loss against step from log.csv; False without matplotlib."""
+def _axes():
+    """(figure, axes) of a new 7x4 in plot drawn off-screen; None without matplotlib."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
+        return None
+    fig = Figure(figsize=(7, 4))
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _save(fig, ax, png_path, ylabel, title=None):
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    return True
+
+
+def plot_log(log_path, png_path):
+    """Draw train (per-step and evaluated) and val loss against step from log.csv; False without matplotlib."""
+    drawing = _axes()
+    if drawing is None:
         return False
+    fig, ax = drawing
     rows = _read_log(log_path)
     steps = [r for r in rows if "val_loss" not in r and "train_loss" in r]
     evals = [r for r in rows if "val_loss" in r]
-    fig = Figure(figsize=(7, 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     if steps:
         ax.plot([r["step"] for r in steps], [r["train_loss"] for r in steps], lw=0.8, alpha=0.4,
                 label="train (one batch)")
     if evals:
         ax.plot([r["step"] for r in evals], [r["train_loss"] for r in evals], "o-", ms=3, label="train (eval)")
         ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label="val (eval)")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy loss (nats/token)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
-    return True
+    return _save(fig, ax, png_path, "cross-entropy loss (nats/token)")
 
 
 def plot_runs(runs, png_path, title=None, since_step=0, target=None):
@@ -241,16 +255,12 @@ def plot_runs(runs, png_path, title=None, since_step=0, target=None):
     evaluations before this step (the first ones dwarf the differences at the end); target: a
     val loss to draw as a dashed line. Returns False without matplotlib.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
+    drawing = _axes()
+    if drawing is None:
         return False
     if not runs:
         raise ValueError("plot_runs needs at least one run")
-    fig = Figure(figsize=(7, 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = drawing
     for label, path in runs.items():
         path = os.path.join(path, "log.csv") if os.path.isdir(path) else path
         evals = [r for r in _read_log(path) if "val_loss" in r and r["step"] >= since_step]
@@ -261,15 +271,7 @@ def plot_runs(runs, png_path, title=None, since_step=0, target=None):
                     textcoords="offset points", xytext=(4, 0), va="center", fontsize=8, color=line.get_color())
     if target is not None:
         ax.axhline(target, color="0.4", ls="--", lw=1, label=f"target {target:g}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("val loss (nats/token)")
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
-    return True
+    return _save(fig, ax, png_path, "val loss (nats/token)", title)
 
 
 # ---------------------------------------------------------------------------- Ctrl-C
