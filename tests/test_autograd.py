@@ -256,3 +256,205 @@ def test_every_public_name_has_a_docstring():
                 if not attr.startswith("_") and callable(member) and not (inspect.getdoc(member) or "").strip():
                     missing.append(f"{name}.{attr}")
     assert not missing, f"public names without a docstring: {missing}"
+
+
+# ---------------------------------------------------------------------------- PyTorch habits
+def test_eq_is_elementwise_so_the_tril_causal_mask_idiom_works(device):
+    tril = tl.tril(tl.ones(4, 4, device=device))
+    w = F.softmax(tl.zeros(4, 4, device=device).masked_fill(tril == 0, float("-inf")), dim=-1)
+    np.testing.assert_allclose(w.numpy()[0], [1, 0, 0, 0])
+    np.testing.assert_allclose(w.numpy()[3], [0.25] * 4)
+    assert (tl.ones(3, device=device) == 1).tolist() == [True] * 3
+    assert (tl.ones(3, device=device) != tl.ones(3, device=device)).tolist() == [False] * 3
+    a = tl.ones(2, device=device)
+    assert {a: 1}[a] == 1                                  # still hashable, by identity
+
+
+def test_masks_must_be_boolean(device):
+    x = tl.zeros(2, 2, device=device)
+    with pytest.raises(TypeError, match="boolean"):
+        x.masked_fill(tl.ones(2, 2, device=device), 1.0)
+    with pytest.raises(TypeError, match="boolean tensor"):
+        x.masked_fill(True, 1.0)
+
+
+def test_truth_value_float_int_format_len():
+    assert bool(tl.tensor(2.5) > 0) and not bool(tl.tensor([0.0]))
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(tl.ones(2))
+    assert float(tl.tensor(2.5)) == 2.5 and int(tl.tensor([3.0])) == 3
+    assert f"{tl.tensor(1.23456):.2f}" == "1.23"
+    assert list(range(10))[tl.tensor(3)] == 3              # integer tensors index
+    with pytest.raises(TypeError, match="0-d"):
+        len(tl.tensor(1.0))
+    assert len(tl.ones(3, 2)) == 3
+
+
+def test_iteration_unpacking_and_index_errors(device):
+    x = tl.tensor([[1.0, 2.0], [3.0, 4.0]], device=device, requires_grad=True)
+    a, b = x
+    assert a.tolist() == [1.0, 2.0] and b.tolist() == [3.0, 4.0]
+    (a * 2 + b).sum().backward()                           # rows are differentiable views
+    np.testing.assert_allclose(tl.backend.to_numpy(x.grad), [[2, 2], [1, 1]])
+    with pytest.raises(IndexError, match="out of range"):
+        x[2]
+    with pytest.raises(TypeError, match="bad index"):
+        x[1.5]
+    with pytest.raises(TypeError, match="0-d"):
+        iter(tl.tensor(1.0))
+
+
+def test_numpy_conversion_is_implicit_on_the_cpu_only():
+    np.testing.assert_allclose(np.asarray(tl.ones(2)), [1.0, 1.0])
+    with pytest.raises(TypeError, match="not converted to NumPy implicitly"):
+        np.asarray(tl.ones(2, device="strict"))
+
+
+def test_manual_sgd_step_in_place_under_no_grad(device):
+    w = tl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    (w * w).sum().backward()
+    with tl.no_grad():
+        w -= 0.25 * w.grad                                 # a raw gradient array
+        w *= tl.tensor([2.0, 2.0], device=device)
+    assert w.tolist() == [1.0, 2.0] and w.requires_grad and w.is_leaf
+    with pytest.raises(RuntimeError, match="no_grad"):
+        w += 1.0                                           # in the graph: refused, not silently wrong
+    c = tl.zeros(2, device=device)
+    c += 1                                                 # a constant tensor: fine anywhere
+    assert c.tolist() == [1.0, 1.0] and c.dtype == np.float32
+
+
+def test_to_keeps_the_graph_and_takes_a_dtype(device):
+    other = "strict" if device == "cpu" else "cpu"
+    w = tl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    h = (w * 3.0).to(other)
+    assert h.device == other and not h.is_leaf
+    (h * h).sum().backward()
+    np.testing.assert_allclose(tl.backend.to_numpy(w.grad), [18.0, 36.0])
+    assert w.to(tl.float64).dtype == np.float64 and w.to(other, tl.float64).device == other
+    assert w.to(device) is w
+    with pytest.raises(ValueError, match="is neither a device"):
+        w.to("cuda:x")
+
+
+def test_mixed_dtypes_promote_and_gradients_come_back_in_each_dtype(device):
+    a = tl.ones(3, device=device, requires_grad=True)
+    b = tl.ones(3, dtype=tl.float64, device=device, requires_grad=True)
+    (a + b).sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+    lin = tl.nn.Linear(4, 2, device=device)
+    with pytest.raises(TypeError, match="float64"):
+        lin(tl.ones(3, 4, dtype=tl.float64, device=device))
+
+
+def test_dim_and_keepdim_are_accepted_and_max_dim_gives_indices(device):
+    x = tl.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]], device=device)
+    assert x.sum(dim=1, keepdim=True).shape == (2, 1)
+    assert x.mean(dim=0).tolist() == [4.0, 2.5, 2.5]
+    values, indices = x.max(dim=1)
+    assert values.tolist() == [5.0, 7.0] and indices.tolist() == [1, 0]
+    assert x.min(dim=1).indices.tolist() == [0, 1] and x.min().item() == 0.0
+    assert x.argmax(dim=-1, keepdim=True).shape == (2, 1)
+    assert x.max(1).tolist() == [5.0, 7.0]                 # NumPy's positional axis: values only
+    assert x.softmax(dim=0).shape == (2, 3) and F.softmax(x, dim=-1).shape == (2, 3)
+    assert F.cat([x, x], dim=1).shape == (2, 6) and F.stack([x, x], dim=0).shape == (2, 2, 3)
+    assert [p.shape for p in x.split(2, dim=1)] == [(2, 2), (2, 1)]
+    with pytest.raises(TypeError, match="not both"):
+        x.sum(axis=0, dim=0)
+    with pytest.raises(ValueError, match="out of range"):
+        x.softmax(5)
+
+
+def test_shape_helpers(device):
+    x = tl.randn(2, 3, 4, device=device, requires_grad=True)
+    assert x.size() == (2, 3, 4) and x.size(-1) == 4 and x.numel() == 24 and x.dim() == 3
+    assert x.unsqueeze(0).shape == (1, 2, 3, 4) and x.unsqueeze(-1).shape == (2, 3, 4, 1)
+    assert x.unsqueeze(1).squeeze().shape == (2, 3, 4) and x[:1].squeeze(0).shape == (3, 4)
+    assert x.flatten().shape == (24,) and x.flatten(1).shape == (2, 12)
+    assert [c.shape for c in x.chunk(2, dim=1)] == [(2, 2, 4), (2, 1, 4)]
+    e = x[:, :1].expand(2, 5, -1)
+    assert e.shape == (2, 5, 4)
+    e.sum().backward()
+    np.testing.assert_allclose(tl.backend.to_numpy(x.grad)[:, 0], 5.0)
+    np.testing.assert_allclose(tl.backend.to_numpy(x.grad)[:, 1:], 0.0)
+    with pytest.raises(ValueError, match="out of range"):
+        x.transpose(0, 3)
+
+
+def test_elementwise_helpers(device):
+    x = tl.tensor([-2.0, 0.5, 3.0], device=device)
+    assert abs(x).tolist() == [2.0, 0.5, 3.0]
+    assert x.clamp(min=0.0, max=1.0).tolist() == [0.0, 0.5, 1.0]
+    np.testing.assert_allclose(x.sigmoid().numpy(), 1 / (1 + np.exp([2.0, -0.5, -3.0])), rtol=1e-6)
+    np.testing.assert_allclose((2 ** x).numpy(), 2.0 ** np.array([-2.0, 0.5, 3.0]), rtol=1e-6)
+    assert x.pow(2).tolist() == [4.0, 0.25, 9.0] and x.std().dtype == np.float32
+    m = x > 0
+    assert (~m).tolist() == [True, False, False] and (m & (x < 1)).tolist() == [False, True, False]
+    assert (m | (x < 0)).all().item() and m.any().item()
+    with pytest.raises(TypeError, match="boolean or integer"):
+        ~x
+
+
+def test_factories_follow_pytorch_and_stay_float32():
+    assert tl.arange(0, 1, 0.25).dtype == np.float32 and tl.arange(3).dtype == np.int64
+    assert tl.tensor([1, 2]).mean().dtype == np.float32
+    assert tl.zeros(size=(2, 3)).shape == (2, 3) and tl.randint(10, (4,)).shape == (4,)
+    assert tl.randint(5, 6, size=(2,)).tolist() == [5, 5]
+    assert tl.full_like(tl.ones(2), 7.0).tolist() == [7.0, 7.0] and tl.randn_like(tl.ones(3, 2)).shape == (3, 2)
+    assert tl.triu(tl.ones(2, 2)).tolist() == [[1.0, 1.0], [0.0, 1.0]]
+    assert tl.cat([tl.ones(1), tl.zeros(1)]).tolist() == [1.0, 0.0]
+    w = F.where(tl.tensor([True, False], device="strict"), 1.0, 0.0)
+    assert w.device == "strict" and w.dtype == np.float32
+
+
+def test_grad_mode_helpers():
+    @tl.no_grad
+    def f(x):
+        return x * 2
+    assert not f(tl.ones(1, requires_grad=True)).requires_grad
+    with tl.set_grad_enabled(False):
+        assert not tl.is_grad_enabled()
+    assert tl.is_grad_enabled()
+    with tl.inference_mode():
+        assert not tl.is_grad_enabled()
+
+
+def test_broadcast_errors_name_the_op_and_shapes(device):
+    with pytest.raises(ValueError, match=r"Add: shapes \(2, 3\) and \(5,\) do not broadcast"):
+        tl.ones(2, 3, device=device) + tl.ones(5, device=device)
+
+
+def test_mse_loss_reductions_and_shapes(device):
+    a, b = tl.zeros(3, device=device), tl.tensor([1.0, 2.0, 3.0], device=device)
+    assert F.mse_loss(a, b, reduction="none").tolist() == [1.0, 4.0, 9.0]
+    assert F.mse_loss(a, b, reduction="sum").item() == 14.0
+    with pytest.raises(ValueError, match="reduction"):
+        F.mse_loss(a, b, reduction="bogus")
+    with pytest.raises(ValueError, match="differ"):
+        F.mse_loss(tl.zeros(3, 1, device=device), b)
+
+
+# ---------------------------------------------------------------------------- dtype rules and edge cases
+def test_integer_operands_keep_float32_and_backward_works(device):
+    x = tl.randn(3, device=device, requires_grad=True)
+    for y in ([1, 2, 3], tl.arange(3, device=device), tl.tensor([True, False, True], device=device), 2):
+        for out in (x * y, y * x, x + y, y - x, x / 2, (x @ tl.ones(3, 2, device=device)).sum()):
+            assert out.dtype == np.float32, (y, out.dtype)
+        (x * y + y).sum().backward()
+        assert x.grad.dtype == np.float32
+    assert (tl.arange(3) * 0.5).dtype == np.float32 and (tl.arange(3) / tl.arange(1, 4)).dtype == np.float32
+    assert (tl.arange(3) + 1).dtype == np.int64                  # integers with integers stay integers
+
+
+def test_integer_outputs_are_cut_from_the_graph(device):
+    x = tl.randn(3, device=device, requires_grad=True)
+    i = x.astype(np.int64)
+    assert not i.requires_grad
+    (i * x).sum().backward()                                      # i is a constant here
+    np.testing.assert_allclose(tl.backend.to_numpy(x.grad), tl.backend.to_numpy(i.data))
+
+
+def test_pow_zero_has_a_zero_gradient_at_zero(device):
+    x = tl.tensor([0.0, 2.0], device=device, requires_grad=True)
+    (x ** 0).sum().backward()
+    assert tl.backend.to_numpy(x.grad).tolist() == [0.0, 0.0]

@@ -108,7 +108,7 @@ def case_max(draw, device):
 def case_var(draw, device):
     x = _one(draw, device, min_dims=1)
     axis, keep = _axis(draw, x.ndim), draw(st.booleans())
-    n = x.size if axis is None else math.prod(x.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
+    n = x.numel() if axis is None else math.prod(x.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
     corr = draw(st.sampled_from([0, 1])) if n > 1 else 0
     return (lambda x: x.var(axis=axis, keepdims=keep, correction=corr)), (x,)
 
@@ -182,6 +182,26 @@ def case_tanh(draw, device):
 
 def case_relu(draw, device):
     return (lambda x: x.relu()), (_one(draw, device, away=0.05),)
+
+
+def case_abs(draw, device):
+    return (lambda x: abs(x)), (_one(draw, device, away=0.05),)
+
+
+def case_sigmoid(draw, device):
+    return (lambda x: x.sigmoid()), (_one(draw, device, -6.0, 6.0),)
+
+
+def case_broadcastto(draw, device):
+    x = _one(draw, device, max_dims=3)
+    lead = draw(st.integers(1, 3))
+    target = (lead,) + tuple(draw(st.integers(1, 3)) if n == 1 else n for n in x.shape)
+    return (lambda x: x.expand(*target) * 1.5), (x,)
+
+
+def case_todevice(draw, device):
+    other = "strict" if device == "cpu" else "cpu"
+    return (lambda x: (x * 2.0).to(other).exp().to(device)), (_one(draw, device),)
 
 
 def case_gelu(draw, device):
@@ -367,3 +387,30 @@ def test_fused_self_attention_equals_split_heads_reference(device, data):
         grads.append(tl.backend.to_numpy(qkv.grad).copy())
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-9, atol=1e-12)
+
+
+def test_attention_query_broadcast_over_the_batch_gets_its_gradient(device):
+    q = tl.randn(1, 2, 4, 8, device=device, requires_grad=True)
+    k = tl.randn(2, 2, 5, 8, device=device)
+    F.scaled_dot_product_attention(q, k, k).sum().backward()
+    assert q.grad.shape == (1, 2, 4, 8)
+
+
+def test_a_fully_masked_query_row_attends_to_nothing_instead_of_nan(device):
+    q = tl.randn(1, 1, 3, 4, device=device, requires_grad=True)
+    m = np.ones((3, 3), bool)
+    m[1] = False
+    out = F.scaled_dot_product_attention(q, q, q, attn_mask=tl.tensor(m, device=device))
+    assert np.isfinite(out.numpy()).all() and (out.numpy()[0, 0, 1] == 0).all()
+    out.sum().backward()
+    assert np.isfinite(tl.backend.to_numpy(q.grad)).all()
+
+
+def test_cached_causal_masks_are_bounded_and_read_only():
+    from tinylm import ops
+    m = F.causal_mask(3, 3, "cpu", additive=True)
+    with pytest.raises(ValueError):
+        m[:] = 0
+    for t in range(1, 40):
+        F.causal_mask(t, t, "cpu")
+    assert len(ops._mask_cache) <= ops._MASK_CACHE_SIZE

@@ -100,3 +100,16 @@ def test_errors():
         top_p_filter(np.zeros((1, 3), np.float32), 0.0)
     with pytest.raises(ValueError, match=r"\(B, V\)"):
         sample_next(np.zeros(3, np.float32))
+
+
+def test_bad_sampling_settings_raise_instead_of_returning_token_zero():
+    logits = tl.randn(2, 5)
+    for temperature in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature"):
+            tl.sample_next(logits, temperature=temperature)
+    with pytest.raises(ValueError, match="not finite"), np.errstate(over="ignore"):
+        tl.sample_next(logits * 1e30, temperature=1e-30)
+    with pytest.raises(TypeError, match="top_k must be an int"):
+        tl.sample_next(logits, top_k=2.0)
+    with pytest.raises(ValueError, match="top_p"):
+        tl.sample_next(logits, top_p=1.5)

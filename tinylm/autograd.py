@@ -13,7 +13,9 @@ Leaves out: the ops themselves (tinylm/ops.py), devices (tinylm/backend.py).
 Reference: DeZero steps 1-60, micrograd's `Value`, PyTorch's `torch.autograd` semantics.
 """
 import contextlib
+import math
 import time
+from collections import namedtuple
 
 import numpy as np
 
@@ -41,14 +43,36 @@ class _GradMode(contextlib.ContextDecorator):
         _grad_enabled = self.prev
 
 
-def no_grad():
-    """Context manager and decorator: ops inside record no graph (eval, generation)."""
-    return _GradMode(False)
+def no_grad(fn=None):
+    """Context manager and decorator: ops inside record no graph (eval, generation).
+
+    `with no_grad():`, `@no_grad()` and `@no_grad` all work, as in PyTorch.
+    """
+    return _GradMode(False)(fn) if callable(fn) else _GradMode(False)
+
+
+inference_mode = no_grad  # PyTorch's stricter no_grad; here the same thing
 
 
 def enable_grad():
     """Context manager and decorator: turn graph recording back on inside `no_grad()`."""
     return _GradMode(True)
+
+
+class set_grad_enabled:
+    """Turn graph recording on or off: as a call (`set_grad_enabled(False)`) it stays so; as
+    `with set_grad_enabled(training):` the old mode comes back at the end of the block."""
+
+    def __init__(self, mode):
+        global _grad_enabled
+        self.prev, _grad_enabled = _grad_enabled, bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev
 
 
 # ----------------------------------------------------------------------------- profiling
@@ -160,7 +184,13 @@ class Function:
             else:
                 raw.append(a)
         prof = _profiler
-        ys = fn.forward(*raw) if prof is None else prof.run(cls.__name__, 0, fn.forward, *raw)
+        try:
+            ys = fn.forward(*raw) if prof is None else prof.run(cls.__name__, 0, fn.forward, *raw)
+        except ValueError as e:
+            if "broadcast" not in str(e) or str(e).startswith(cls.__name__):
+                raise
+            shapes = " and ".join(str(tuple(a.shape)) for a in raw if hasattr(a, "shape"))
+            raise ValueError(f"{cls.__name__}: shapes {shapes} do not broadcast together") from None
         multi = type(ys) is tuple
         if multi:
             outs = tuple(Tensor._make(np.asarray(y) if isinstance(y, np.generic) else y, device) for y in ys)
@@ -171,6 +201,8 @@ class Function:
             fn.n_out = len(outs)
             fn.out_meta = [(o.data.shape, o.data.dtype) for o in outs]
             for i, o in enumerate(outs):
+                if o.data.dtype.kind != "f":
+                    continue  # integer and boolean outputs carry no gradient
                 o.requires_grad = True
                 o._ctx = fn
                 o._idx = i
@@ -196,11 +228,16 @@ class Function:
 
 
 # ----------------------------------------------------------------------------- Tensor
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])  # x.max(dim=...), as torch.return_types.max
+
+
 class Tensor:
     """An n-dimensional array on a device that records the ops applied to it.
 
     Attributes: `data` (the NumPy/CuPy array), `grad` (an array of the same shape, or None),
-    `requires_grad`, `device` ('cpu', 'cuda:N' or 'strict'), `shape`, `dtype`, `ndim`, `size`.
+    `requires_grad`, `device` ('cpu', 'cuda:N' or 'strict'), `shape`, `dtype`, `ndim`.
+    PyTorch's names work too: `size()`, `numel()`, `dim()`, and `dim=`/`keepdim=` wherever an
+    axis is taken (NumPy's `axis=`/`keepdims=` are the same thing).
     """
 
     __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_idx", "name", "__weakref__")
@@ -238,7 +275,6 @@ class Tensor:
     shape = property(lambda self: tuple(self.data.shape), doc="The shape, a tuple of ints.")
     dtype = property(lambda self: self.data.dtype, doc="The NumPy dtype of the data.")
     ndim = property(lambda self: self.data.ndim, doc="The number of axes.")
-    size = property(lambda self: int(self.data.size), doc="The number of elements.")
     grad_fn = property(lambda self: self._ctx, doc="The Function that made this tensor (None for leaves).")
     is_leaf = property(lambda self: self._ctx is None, doc="True for tensors no recorded op made.")
 
@@ -247,8 +283,53 @@ class Tensor:
         """All axes reversed (the transpose of a matrix)."""
         return self.permute(*reversed(range(self.ndim)))
 
+    def size(self, dim=None):
+        """The shape (PyTorch's name), or the length of axis `dim`."""
+        return self.shape if dim is None else self.shape[_one_axis(dim, self.ndim, "size")]
+
+    def numel(self):
+        """The number of elements."""
+        return int(self.data.size)
+
+    def dim(self):
+        """The number of axes (PyTorch's name for ndim)."""
+        return self.data.ndim
+
     def __len__(self):
-        return self.shape[0] if self.ndim else 0
+        if not self.ndim:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if not self.ndim:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             "use .any() or .all()")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, got dtype {self.dtype}")
+        return int(self.item())
+
+    def __format__(self, spec):
+        return format(self.item(), spec) if self.numel() == 1 and spec else format(str(self), spec)
+
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(tensor) for a CPU tensor; other devices refuse, as CuPy does (use .numpy())."""
+        if self.device != "cpu":
+            raise TypeError(f"a tensor on '{self.device}' is not converted to NumPy implicitly; use .numpy()")
+        return self.data if dtype is None else self.data.astype(dtype)
 
     def __repr__(self):
         body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(", threshold=60)
@@ -259,7 +340,7 @@ class Tensor:
     # ------------------------------------------------------------------ conversions
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if self.size != 1:
+        if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return backend.to_numpy(self.data).reshape(()).item()
 
@@ -271,14 +352,28 @@ class Tensor:
         """The data as nested Python lists."""
         return backend.to_numpy(self.data).tolist()
 
-    def to(self, device):
-        """This tensor on `device` (self if already there); a leaf stays a leaf."""
-        device = backend.parse_device(device)
-        if device == self.device:
-            return self
-        t = Tensor(backend.to_device(self.data, device), device=device, requires_grad=self.requires_grad)
-        if self.grad is not None:
-            t.grad = backend.to_device(self.grad, device)
+    def to(self, *args, device=None, dtype=None):
+        """This tensor on `device` and/or as `dtype`: `x.to("gpu")`, `x.to(tl.float64)`, `x.to("cpu", tl.float32)`.
+
+        Self when nothing changes. A leaf moved to another device stays a leaf (with its
+        requires_grad and grad); a tensor made by ops stays in the graph (gradients flow back).
+        """
+        for a in args:
+            d, t = _device_or_dtype(a)
+            device, dtype = d or device, t if t is not None else dtype
+        x = self
+        if dtype is not None and x.dtype != np.dtype(dtype):
+            x = x.astype(dtype)
+        device = backend.parse_device(device) if device is not None else x.device
+        if device == x.device:
+            return x
+        if x._ctx is not None:
+            y = ops.ToDevice.apply(x, device=device)
+            y.device = device
+            return y
+        t = Tensor(backend.to_device(x.data, device), device=device, requires_grad=x.requires_grad)
+        if x.grad is not None:
+            t.grad = backend.to_device(x.grad, device)
         return t
 
     def cpu(self):
@@ -312,6 +407,26 @@ class Tensor:
         """A float64 copy (differentiable), e.g. for gradient checks."""
         return self.astype(np.float64)
 
+    def long(self):
+        """An int64 copy (no gradient), e.g. token ids."""
+        return Tensor._make(self.data.astype(np.int64), self.device)
+
+    def int(self):
+        """An int32 copy (no gradient)."""
+        return Tensor._make(self.data.astype(np.int32), self.device)
+
+    def bool(self):
+        """A boolean copy (no gradient): nonzero -> True."""
+        return Tensor._make(self.data.astype(bool), self.device)
+
+    def clone(self):
+        """A copy of the data that stays in the graph."""
+        return ops.Cast.apply(self, dtype=self.dtype)
+
+    def contiguous(self):
+        """Self: tinylm's ops take any memory layout (PyTorch's name, for ported code)."""
+        return self
+
     # ------------------------------------------------------------------ backward
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`, walking the graph in reverse.
@@ -323,7 +438,7 @@ class Tensor:
             raise RuntimeError("backward() on a tensor that does not require grad (was it made under no_grad()?)")
         xp = backend.get_array_module(self.data)
         if grad is None:
-            if self.size != 1:
+            if self.data.size != 1:
                 raise ValueError(f"backward() on a non-scalar tensor of shape {self.shape} needs a gradient "
                                  "argument of the same shape")
             grad = xp.ones(self.data.shape, dtype=self.dtype)
@@ -364,6 +479,9 @@ class Tensor:
                     continue
                 if isinstance(gx, np.generic):  # NumPy turns 0-d results into scalars
                     gx = np.asarray(gx)
+                if gx.dtype != x.dtype and tuple(gx.shape) == x.shape and x.dtype.kind == "f" and any(
+                        d != x.dtype for _, d in fn.out_meta):
+                    gx = gx.astype(x.dtype)  # the op promoted (float32 + float64): the input's dtype back
                 if tuple(gx.shape) != x.shape or gx.dtype != x.dtype:
                     raise RuntimeError(f"{fn.name}.backward gave a gradient of shape {tuple(gx.shape)} and dtype "
                                        f"{gx.dtype} for an input of shape {x.shape} and dtype {x.dtype}")
@@ -378,42 +496,91 @@ class Tensor:
 
     # ------------------------------------------------------------------ operators
     def __add__(self, other):
-        return ops.Add.apply(self, _const(other, self))
+        return ops.Add.apply(*_operands(self, other))
 
     def __radd__(self, other):
-        return ops.Add.apply(_const(other, self), self)
+        return ops.Add.apply(*reversed(_operands(self, other)))
 
     def __sub__(self, other):
-        return ops.Sub.apply(self, _const(other, self))
+        return ops.Sub.apply(*_operands(self, other))
 
     def __rsub__(self, other):
-        return ops.Sub.apply(_const(other, self), self)
+        return ops.Sub.apply(*reversed(_operands(self, other)))
 
     def __mul__(self, other):
-        return ops.Mul.apply(self, _const(other, self))
+        return ops.Mul.apply(*_operands(self, other))
 
     def __rmul__(self, other):
-        return ops.Mul.apply(_const(other, self), self)
+        return ops.Mul.apply(*reversed(_operands(self, other)))
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, _const(other, self))
+        return ops.Div.apply(*_operands(self, other, true_divide=True))
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(_const(other, self), self)
+        return ops.Div.apply(*reversed(_operands(self, other, true_divide=True)))
 
     def __neg__(self):
         return ops.Neg.apply(self)
 
     def __pow__(self, exponent):
+        """x ** exponent for a scalar exponent."""
         if isinstance(exponent, Tensor) or not isinstance(exponent, (int, float, np.number)):
             raise TypeError(f"pow supports a scalar exponent only, got {type(exponent).__name__}")
         return ops.Pow.apply(self, exponent=float(exponent))
 
+    pow = __pow__
+
+    def __rpow__(self, base):
+        """base ** x for a positive scalar base, as exp(x log(base))."""
+        if isinstance(base, (bool, np.bool_)) or not isinstance(base, (int, float, np.number)) or base <= 0:
+            raise ValueError(f"base ** tensor needs a positive scalar base, got {base!r}")
+        return (self * math.log(base)).exp()
+
+    def __abs__(self):
+        """|x|, elementwise."""
+        return ops.Abs.apply(self)
+
+    abs = __abs__
+
+    # in place, as in PyTorch's manual SGD step `with no_grad(): p -= lr * p.grad`
+    def _inplace(self, other, ufunc, symbol):
+        recording = _grad_enabled and (self.requires_grad or isinstance(other, Tensor) and other.requires_grad)
+        if recording:
+            raise RuntimeError(f"in-place '{symbol}' on a tensor in the graph would corrupt its gradients; "
+                               f"inside `with tl.no_grad():` it is fine (a manual update step), "
+                               f"elsewhere write x = x {symbol[0]} y")
+        if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise ValueError(f"in-place '{symbol}': tensor on '{self.device}', other on '{other.device}'")
+            other = other.data
+        elif isinstance(other, np.ndarray) and self.device != "cpu":
+            raise ValueError(f"in-place '{symbol}': a NumPy array (shape {other.shape}) with a tensor on "
+                             f"'{self.device}'; make it a tensor on that device")
+        else:
+            other = _scalar(other)
+        getattr(backend.get_array_module(self.data), ufunc)(self.data, other, out=self.data)
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(other, "add", "+=")
+
+    def __isub__(self, other):
+        return self._inplace(other, "subtract", "-=")
+
+    def __imul__(self, other):
+        return self._inplace(other, "multiply", "*=")
+
+    def __itruediv__(self, other):
+        return self._inplace(other, "divide", "/=")
+
     def __matmul__(self, other):
-        return ops.MatMul.apply(self, _const(other, self, scalar_ok=False))
+        """Matrix product, batched over leading axes (NumPy's matmul rules)."""
+        return ops.MatMul.apply(*_operands(self, other, scalar_ok=False))
+
+    matmul = __matmul__
 
     def __rmatmul__(self, other):
-        return ops.MatMul.apply(_const(other, self, scalar_ok=False), self)
+        return ops.MatMul.apply(*reversed(_operands(self, other, scalar_ok=False)))
 
     def __getitem__(self, index):
         return ops.GetItem.apply(self, index=_index(index, self))
@@ -427,31 +594,90 @@ class Tensor:
     __le__ = lambda self, o: self._compare(o, lambda a, b: a <= b)
     __gt__ = lambda self, o: self._compare(o, lambda a, b: a > b)
     __ge__ = lambda self, o: self._compare(o, lambda a, b: a >= b)
+    __eq__ = lambda self, o: self._compare(o, lambda a, b: a == b)   # elementwise, as PyTorch and NumPy
+    __ne__ = lambda self, o: self._compare(o, lambda a, b: a != b)
+    __hash__ = object.__hash__  # by identity, so tensors can key dicts (optimiser state); compare with `is`
+
     def eq(self, other):
-        """Elementwise equality as a boolean tensor (outside the graph)."""
-        return self._compare(other, lambda a, b: a == b)
-    __hash__ = object.__hash__
+        """Elementwise equality as a boolean tensor (outside the graph): the same as `==`."""
+        return self == other
+
+    # logic on boolean (or integer) tensors, outside the graph: masks
+    def _logic(self, other, op, symbol):
+        if self.dtype.kind not in "biu":
+            raise TypeError(f"'{symbol}' needs boolean or integer tensors, got dtype {self.dtype}")
+        return self._compare(other, op)
+
+    __and__ = lambda self, o: self._logic(o, lambda a, b: a & b, "&")
+    __or__ = lambda self, o: self._logic(o, lambda a, b: a | b, "|")
+    __xor__ = lambda self, o: self._logic(o, lambda a, b: a ^ b, "^")
+
+    def __invert__(self):
+        if self.dtype.kind not in "biu":
+            raise TypeError(f"'~' needs a boolean or integer tensor, got dtype {self.dtype}")
+        return Tensor._make(~self.data, self.device)
+
+    def any(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """True where any element along `axis` is nonzero (no gradient)."""
+        axis, keepdims = _dims(axis, dim, keepdims, keepdim, self.ndim, "any")
+        return Tensor._make(self.data.any(axis=axis, keepdims=keepdims), self.device)
+
+    def all(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """True where every element along `axis` is nonzero (no gradient)."""
+        axis, keepdims = _dims(axis, dim, keepdims, keepdim, self.ndim, "all")
+        return Tensor._make(self.data.all(axis=axis, keepdims=keepdims), self.device)
 
     # ------------------------------------------------------------------ methods
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         """Sum over `axis` (None: all; int or tuple)."""
-        return ops.Sum.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims)
+        axis, keepdims = _dims(axis, dim, keepdims, keepdim, self.ndim, "sum")
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
-        """Mean over `axis` (None: all; int or tuple)."""
-        return ops.Mean.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Mean over `axis` (None: all; int or tuple); integer and boolean tensors give float32."""
+        axis, keepdims = _dims(axis, dim, keepdims, keepdim, self.ndim, "mean")
+        x = self if self.dtype.kind == "f" else self.astype(backend.DEFAULT_DTYPE)
+        return ops.Mean.apply(x, axis=axis, keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False):
-        """Maximum over `axis`; the gradient is shared equally among ties."""
-        return ops.Max.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims)
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Maximum over `axis`; the gradient is shared equally among ties.
 
-    def var(self, axis=None, keepdims=False, correction=1):
+        PyTorch's form `x.max(dim=1)` returns (values, indices), as PyTorch does.
+        """
+        if dim is not None:
+            return self._with_indices(dim, keepdim, self.max, self.argmax)
+        axis, keepdims = _dims(axis, None, keepdims, keepdim, self.ndim, "max")
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Minimum over `axis` (as -max(-x)); `x.min(dim=1)` returns (values, indices), as PyTorch."""
+        if dim is not None:
+            return self._with_indices(dim, keepdim, self.min, self.argmin)
+        return -((-self).max(axis, keepdims, keepdim=keepdim))
+
+    def _with_indices(self, dim, keepdim, values, indices):
+        keepdim = bool(keepdim)
+        return ValuesIndices(values(dim, keepdim), indices(dim=dim, keepdim=keepdim))
+
+    def var(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
         """Variance over `axis` with `correction` (1: unbiased, as PyTorch; 0: biased)."""
-        return ops.Var.apply(self, axis=_axes(axis, self.ndim), keepdims=keepdims, correction=correction)
+        axis, keepdims = _dims(axis, dim, keepdims, keepdim, self.ndim, "var")
+        return ops.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
 
-    def argmax(self, axis=None):
+    def std(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
+        """Standard deviation: the square root of var() (correction 1 by default, as PyTorch)."""
+        return self.var(axis, keepdims, correction, dim=dim, keepdim=keepdim).sqrt()
+
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         """Indices of the maxima (no gradient)."""
-        return Tensor._make(self.data.argmax(axis=axis), self.device)
+        axis = _one_axis(axis if dim is None else dim, self.ndim, "argmax")
+        keepdims = bool(keepdims if keepdim is None else keepdim) and axis is not None
+        out = self.data.argmax(axis=axis)
+        return Tensor._make(out.reshape(out.shape[:axis] + (1,) + out.shape[axis:]) if keepdims else out, self.device)
+
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Indices of the minima (no gradient)."""
+        return (-self).argmax(axis, keepdims, dim=dim, keepdim=keepdim)
 
     def reshape(self, *shape):
         """The same data in a new shape (one axis may be -1)."""
@@ -460,9 +686,41 @@ class Tensor:
 
     view = reshape
 
-    def flatten(self):
-        """The data as one axis (a differentiable reshape)."""
-        return self.reshape(-1)
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Axes start_dim..end_dim merged into one (all of them by default): a differentiable reshape."""
+        if not self.ndim:
+            return self.reshape(1)
+        a, b = _one_axis(start_dim, self.ndim, "flatten"), _one_axis(end_dim, self.ndim, "flatten")
+        if a > b:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
+        return self.reshape(self.shape[:a] + (-1,) + self.shape[b + 1:])
+
+    def unsqueeze(self, dim):
+        """A new axis of length 1 at `dim` (-1: last)."""
+        if not -self.ndim - 1 <= dim <= self.ndim:
+            raise ValueError(f"unsqueeze: dim {dim} is out of range for a tensor with {self.ndim} axes")
+        dim = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None):
+        """Drop axes of length 1 (all of them, or `dim` if it has length 1)."""
+        dims = range(self.ndim) if dim is None else [_one_axis(dim, self.ndim, "squeeze")]
+        drop = {d for d in dims if self.shape[d] == 1}
+        return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in drop))
+
+    def expand(self, *sizes):
+        """A broadcast view to `sizes` (-1 keeps an axis); the gradient sums back."""
+        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand: {sizes} has fewer axes than shape {self.shape}")
+        shape = tuple(n if n != -1 else self.shape[i - lead] for i, n in enumerate(sizes))
+        return ops.BroadcastTo.apply(self, shape=shape)
+
+    def chunk(self, chunks, dim=0):
+        """`chunks` pieces along `dim`, each ceil(n / chunks) long (the last may be shorter), as PyTorch."""
+        n = self.shape[_one_axis(dim, self.ndim, "chunk")]
+        return self.split(max(-(-n // chunks), 1), dim)
 
     def permute(self, *axes):
         """Reorder axes: `x.permute(0, 2, 1, 3)`."""
@@ -476,6 +734,7 @@ class Tensor:
     def transpose(self, dim0=-2, dim1=-1):
         """Swap two axes, as PyTorch: `x.transpose(1, 2)`; with no arguments, the last two."""
         axes = list(range(self.ndim))
+        dim0, dim1 = _one_axis(dim0, self.ndim, "transpose"), _one_axis(dim1, self.ndim, "transpose")
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(*axes)
 
@@ -499,26 +758,95 @@ class Tensor:
         """max(x, 0), elementwise."""
         return ops.Relu.apply(self)
 
+    def sigmoid(self):
+        """1 / (1 + exp(-x)), elementwise."""
+        return ops.Sigmoid.apply(self)
+
+    def clamp(self, min=None, max=None):
+        """x limited to [min, max] (either may be None); no gradient where it was clipped."""
+        x = self
+        if min is not None:
+            x = x.masked_fill(x < min, min)
+        if max is not None:
+            x = x.masked_fill(x > max, max)
+        return x
+
+    clip = clamp
+
     def gelu(self):
         """GPT-2's GELU, tanh form."""
         return ops.Gelu.apply(self)
 
-    def softmax(self, axis=-1):
+    def softmax(self, axis=-1, *, dim=None):
         """exp(x) / sum(exp(x)) along `axis` (stable)."""
-        return ops.Softmax.apply(self, axis=axis)
+        return ops.Softmax.apply(self, axis=_one_axis(axis if dim is None else dim, self.ndim, "softmax"))
 
-    def log_softmax(self, axis=-1):
+    def log_softmax(self, axis=-1, *, dim=None):
         """x - logsumexp(x) along `axis` (stable)."""
-        return ops.LogSoftmax.apply(self, axis=axis)
+        return ops.LogSoftmax.apply(self, axis=_one_axis(axis if dim is None else dim, self.ndim, "log_softmax"))
 
     def masked_fill(self, mask, value):
         """Where `mask` (bool, broadcastable) is true, `value`; elsewhere self."""
         return ops.Where.apply(_mask(mask, self), _scalar(value), self)
 
-    def split(self, split_size_or_sections, axis=-1):
+    def split(self, split_size_or_sections, axis=-1, *, dim=None):
         """Pieces of `split_size` (int) or of the given sizes (list) along `axis`, as torch.split."""
         from .functional import split
-        return split(self, split_size_or_sections, axis)
+        return split(self, split_size_or_sections, axis if dim is None else dim)
+
+
+def _device_or_dtype(arg):
+    """Tensor.to's positional argument: (device, None) or (None, dtype)."""
+    if isinstance(arg, str):
+        try:
+            return backend.parse_device(arg), None
+        except ValueError:
+            pass
+    if arg is not None and not isinstance(arg, (bool, int, float)):
+        try:
+            return None, np.dtype(arg)
+        except TypeError:
+            pass
+    raise ValueError(f"to(): {arg!r} is neither a device ('cpu', 'gpu', 'strict', ...) nor a dtype (tl.float32, ...)")
+
+
+def _dims(axis, dim, keepdims, keepdim, ndim, fn):
+    """A reduction's axes from NumPy's (axis, keepdims) or PyTorch's (dim, keepdim) names."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{fn}(): give axis or dim, not both")
+        axis = dim
+    return _axes(axis, ndim), bool(keepdims if keepdim is None else keepdim)
+
+
+def _one_axis(axis, ndim, fn):
+    """One axis, checked and made non-negative (None passes)."""
+    if axis is None:
+        return None
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{fn}: an axis must be an int, got {type(axis).__name__}")
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
+        raise ValueError(f"{fn}: axis {axis} is out of range for a tensor with {ndim} axes")
+    return int(axis) % max(ndim, 1)
+
+
+
+def _operands(a, b, scalar_ok=True, true_divide=False):
+    """Tensor `a` and the other operand `b` of an arithmetic op, with PyTorch's dtype rule: an
+    integer or boolean side takes the float side's dtype (float32 + int stays float32, where
+    NumPy would give float64), and integers divided give float32."""
+    b = _const(b, a, scalar_ok)
+    fa = a.dtype.kind == "f"
+    fb = b.dtype.kind == "f" if isinstance(b, Tensor) else isinstance(b, float)
+    if fa and not fb and isinstance(b, Tensor):
+        b = b.astype(a.dtype)
+    elif fb and not fa:
+        a = a.astype(b.dtype if isinstance(b, Tensor) else backend.DEFAULT_DTYPE)
+    elif true_divide and not fa:                              # int / int
+        a = a.astype(backend.DEFAULT_DTYPE)
+        if isinstance(b, Tensor):
+            b = b.astype(backend.DEFAULT_DTYPE)
+    return a, b
 
 
 def _const(x, like, scalar_ok=True):
@@ -528,7 +856,7 @@ def _const(x, like, scalar_ok=True):
     if scalar_ok and isinstance(x, (int, float, bool, np.number, np.bool_)):
         return _scalar(x)
     if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and like.device == "cpu"):
-        return Tensor(x, device=like.device, dtype=like.dtype if np.asarray(x).dtype.kind == "f" else None)
+        return Tensor(x, device=like.device, dtype=like.dtype if like.dtype.kind == "f" else None)
     if isinstance(x, np.ndarray):
         raise ValueError(f"a NumPy array (shape {x.shape}) was mixed with a tensor on '{like.device}'; "
                          f"make it a tensor with tinylm.tensor(array, device='{like.device}')")
@@ -540,14 +868,18 @@ def _mask(mask, like):
     if isinstance(mask, Tensor):
         if mask.device != like.device:
             raise ValueError(f"mask on '{mask.device}', tensor on '{like.device}'")
-        return mask.data
-    if not isinstance(mask, (list, tuple, np.ndarray)):
-        if backend.device_of(mask) != like.device:
-            raise ValueError(f"mask on '{backend.device_of(mask)}', tensor on '{like.device}'")
-        return mask
-    if like.device != "cpu":
-        raise ValueError(f"a host mask was given for a tensor on '{like.device}'; make it a tensor on that device")
-    return np.asarray(mask)
+        mask = mask.data
+    elif isinstance(mask, (list, tuple, np.ndarray)):
+        if like.device != "cpu":
+            raise ValueError(f"a host mask was given for a tensor on '{like.device}'; make it a tensor on that device")
+        mask = np.asarray(mask)
+    elif not hasattr(mask, "dtype"):
+        raise TypeError(f"a mask must be a boolean tensor or array, got {type(mask).__name__}")
+    elif backend.device_of(mask) != like.device:
+        raise ValueError(f"mask on '{backend.device_of(mask)}', tensor on '{like.device}'")
+    if mask.dtype != bool:
+        raise TypeError(f"a mask must be boolean, got dtype {mask.dtype} (compare first, e.g. x == 0)")
+    return mask
 
 
 def _axes(axis, ndim):

@@ -26,8 +26,10 @@ def relu(x):
     return ops.Relu.apply(x)
 
 
-def gelu(x):
-    """GPT-2's GELU (tanh form), elementwise."""
+def gelu(x, approximate="tanh"):
+    """GPT-2's GELU (tanh form), elementwise; PyTorch's `approximate="tanh"` is the only form here."""
+    if approximate != "tanh":
+        raise ValueError(f"gelu: only the tanh approximation (GPT-2's) is implemented, got approximate={approximate!r}")
     return ops.Gelu.apply(x)
 
 
@@ -36,19 +38,30 @@ def tanh(x):
     return ops.Tanh.apply(x)
 
 
-def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) along `axis`, stable for large logits."""
-    return ops.Softmax.apply(x, axis=axis)
+def sigmoid(x):
+    """1 / (1 + exp(-x)), elementwise."""
+    return ops.Sigmoid.apply(x)
 
 
-def log_softmax(x, axis=-1):
-    """x - logsumexp(x) along `axis`, stable for large logits."""
-    return ops.LogSoftmax.apply(x, axis=axis)
+def softmax(x, axis=-1, *, dim=None):
+    """exp(x) / sum(exp(x)) along `axis` (PyTorch: `dim`), stable for large logits."""
+    _check_tensor(x, "x", "softmax")
+    return x.softmax(axis, dim=dim)
+
+
+def log_softmax(x, axis=-1, *, dim=None):
+    """x - logsumexp(x) along `axis` (PyTorch: `dim`), stable for large logits."""
+    _check_tensor(x, "x", "log_softmax")
+    return x.log_softmax(axis, dim=dim)
 
 
 # ---------------------------------------------------------------------------- layers
 def linear(x, weight, bias=None):
     """x @ weight.T + bias; x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    _check_tensor(x, "input", "linear")
+    if x.dtype != weight.dtype:
+        raise TypeError(f"linear: input of dtype {x.dtype} with a weight of dtype {weight.dtype}; "
+                        f"cast one (x.float(), x.double(), or module.to(dtype))")
     return ops.Linear.apply(x, weight, bias)
 
 
@@ -70,6 +83,10 @@ def embedding(idx, weight, padding_idx=None):
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """Normalise over the last axis, then scale by `weight` and shift by `bias` (both (C,))."""
+    _check_tensor(x, "x", "layer_norm")
+    if isinstance(weight, (int, tuple, list)):
+        raise TypeError("layer_norm(x, weight, bias, eps) normalises over the last axis and takes no "
+                        f"normalized_shape (PyTorch's second argument); got {weight!r} as the weight")
     c = x.shape[-1]
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (c,):
@@ -108,17 +125,30 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
 
 
 def mse_loss(x, y, reduction="mean"):
-    """Mean (or sum) of squared differences."""
+    """Squared differences of same-shape x and y: their mean, their sum, or each ('none')."""
+    _check_tensor(x, "input", "mse_loss")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if isinstance(y, Tensor) and y.shape != x.shape:
+        raise ValueError(f"mse_loss: input of shape {x.shape} and target of shape {y.shape} differ "
+                         "(broadcasting them would average the wrong pairs)")
     d = x - y
     sq = d * d
-    return sq.mean() if reduction == "mean" else sq.sum()
+    return sq if reduction == "none" else sq.mean() if reduction == "mean" else sq.sum()
 
 
 # ---------------------------------------------------------------------------- combining
 def where(cond, a, b):
-    """Elementwise `a` where `cond` else `b`; a and b may be tensors or scalars."""
-    like = a if isinstance(a, Tensor) else b
-    c = cond.data if isinstance(cond, Tensor) else backend.to_device(np.asarray(cond), like.device)
+    """Elementwise `a` where `cond` else `b`; a and b may be tensors or scalars (floats give float32)."""
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else cond if isinstance(cond, Tensor) else None
+    device = like.device if like is not None else "cpu"
+    c = cond.data if isinstance(cond, Tensor) else backend.to_device(np.asarray(cond), device)
+    if c.dtype != bool:
+        raise TypeError(f"where: cond must be boolean, got dtype {c.dtype}")
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):  # two scalars: a tensor on cond's device
+        dtype = backend.DEFAULT_DTYPE if isinstance(a, float) or isinstance(b, float) else None
+        xp = backend.get_array_module(c)
+        return Tensor._make(xp.where(c, xp.asarray(a, dtype=dtype), xp.asarray(b, dtype=dtype)), device)
     return ops.Where.apply(c, a if isinstance(a, Tensor) else _scalar(a), b if isinstance(b, Tensor) else _scalar(b))
 
 
@@ -134,8 +164,9 @@ def _check_tensors(xs, fn):
         _check_tensor(x, "every input", fn)
 
 
-def concat(xs, axis=0):
-    """Join tensors along an existing axis."""
+def concat(xs, axis=0, *, dim=None):
+    """Join tensors along an existing axis (PyTorch: `dim`)."""
+    axis = axis if dim is None else dim
     xs = list(xs)
     _check_tensors(xs, "concat")
     ref = xs[0].shape
@@ -148,8 +179,9 @@ def concat(xs, axis=0):
 cat = concat
 
 
-def stack(xs, axis=0):
-    """Join same-shape tensors along a new axis."""
+def stack(xs, axis=0, *, dim=None):
+    """Join same-shape tensors along a new axis (PyTorch: `dim`)."""
+    axis = axis if dim is None else dim
     xs = list(xs)
     _check_tensors(xs, "stack")
     for x in xs[1:]:
@@ -158,8 +190,9 @@ def stack(xs, axis=0):
     return ops.Stack.apply(*xs, axis=axis)
 
 
-def split(x, split_size_or_sections, axis=-1):
+def split(x, split_size_or_sections, axis=-1, *, dim=None):
     """Cut into pieces of `split_size` (an int) or of the given sizes (a list), as torch.split."""
+    axis = axis if dim is None else dim
     n = x.shape[axis]
     if isinstance(split_size_or_sections, int):
         size = split_size_or_sections

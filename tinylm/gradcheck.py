@@ -62,7 +62,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         numeric = np.zeros(x.shape)
         x.data = x.data.copy()  # C-contiguous, same shape (0-d stays 0-d)
         flat = x.data.reshape(-1)  # a view of contiguous data: perturbing it perturbs x
-        for j in range(x.size):
+        for j in range(x.numel()):
             orig = float(flat[j])
             flat[j] = orig + eps
             f_plus = objective()

@@ -111,7 +111,7 @@ class Module:
 
     def num_parameters(self):
         """The number of learnable scalars (a tied weight counted once)."""
-        return sum(p.size for p in self.parameters())
+        return sum(p.numel() for p in self.parameters())
 
     # ------------------------------------------------------------------ state
     def train(self, mode=True):

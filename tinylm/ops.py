@@ -86,6 +86,8 @@ class Pow(Function):
 
     def backward(self, g):
         p = self.exponent
+        if p == 0:
+            return g * 0                                       # not 0 * x ** -1, which is nan at x = 0
         return g * (p * self.x ** (p - 1))
 
 
@@ -143,6 +145,32 @@ class Linear(Function):
         gw = g2.T @ x.reshape(-1, w.shape[1])                  # (out, in)
         gb = g2.sum(axis=0) if self.has_bias else None
         return gx, gw, gb
+
+
+@register
+class ToDevice(Function):
+    """A move to another device (`device`); the gradient moves back."""
+
+    def forward(self, x):
+        from .backend import to_device
+        self.src = device_of(x)
+        return to_device(x, self.device)
+
+    def backward(self, g):
+        from .backend import to_device
+        return to_device(g, self.src)
+
+
+@register
+class BroadcastTo(Function):
+    """A read-only broadcast view of x with `shape` (Tensor.expand); the gradient sums back."""
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return get_array_module(x).broadcast_to(x, self.shape)
+
+    def backward(self, g):
+        return sum_to(g, self.in_shape)
 
 
 @register
@@ -271,8 +299,10 @@ class GetItem(Function):
         self.in_shape, self.dtype_ = x.shape, x.dtype
         try:
             return x[self.index]
-        except IndexError as e:
-            raise ValueError(f"index out of range for shape {tuple(x.shape)}: {e}") from None
+        except IndexError as e:  # IndexError stays IndexError: `for row in x` stops on it
+            if "only integers" in str(e):
+                raise TypeError(f"bad index {self.index!r} for shape {tuple(x.shape)}: {e}") from None
+            raise IndexError(f"index out of range for shape {tuple(x.shape)}: {e}") from None
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -369,6 +399,35 @@ class Tanh(Function):
 
     def backward(self, g):
         return g * (1.0 - self.y * self.y)
+
+
+@register
+class Abs(Function):
+    """|x|; the gradient is sign(x) (0 at 0, as PyTorch)."""
+
+    def forward(self, x):
+        self.x = x
+        return abs(x)
+
+    def backward(self, g):
+        return g * get_array_module(g).sign(self.x)
+
+
+@register
+class Sigmoid(Function):
+    """1 / (1 + exp(-x)), computed as 0.5 (1 + tanh(x / 2)), which never overflows."""
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        y = xp.tanh(x * 0.5)
+        y += 1.0
+        y *= 0.5
+        self.y = y
+        return y
+
+    def backward(self, g):
+        y = self.y
+        return g * y * (1.0 - y)
 
 
 @register
@@ -553,22 +612,28 @@ class Where(Function):
 
 
 _mask_cache = {}
+_MASK_CACHE_SIZE = 8  # training uses one shape; generation without a KV cache many, so keep the latest few
 
 
 def causal_mask(t_q, t_k, device, additive=False):
     """(t_q, t_k) mask where query i may see key j <= i + t_k - t_q (aligned to the end, for KV caches).
 
-    Boolean (True = allowed), or with `additive=True` float32 0 / -inf to add to scores. Cached.
+    Boolean (True = allowed), or with `additive=True` float32 0 / -inf to add to scores. The
+    latest few are cached; do not write into one (on the CPU they are read-only).
     """
     key = (t_q, t_k, device, additive)
-    m = _mask_cache.get(key)
+    m = _mask_cache.pop(key, None)
     if m is None:
         from .backend import array_module
         xp = array_module(device)
         m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
         if additive:
             m = xp.where(m, xp.float32(0), xp.float32(-xp.inf)).astype(xp.float32)
-        _mask_cache[key] = m
+        if hasattr(m, "flags") and hasattr(m, "setflags"):
+            m.setflags(write=False)
+        while len(_mask_cache) >= _MASK_CACHE_SIZE:
+            _mask_cache.pop(next(iter(_mask_cache)))           # the least recently used
+    _mask_cache[key] = m                                       # (re)inserted last: most recently used
     return m
 
 
@@ -583,9 +648,15 @@ def _attend(q, k, v, mask, scale, dropout_p):
     att = qs @ xp.swapaxes(k, -1, -2)                          # (B, nh, T, S)
     if mask is not None:
         att += mask
-    att -= att.max(axis=-1, keepdims=True)
+    m = att.max(axis=-1, keepdims=True)
+    if mask is not None:                                       # a row masked everywhere attends to nothing:
+        m[m == -xp.inf] = 0.0                                  # weights 0 (PyTorch's rule), not nan
+    att -= m
     xp.exp(att, out=att)
-    att *= 1.0 / att.sum(axis=-1, keepdims=True)               # softmax weights
+    s = att.sum(axis=-1, keepdims=True)
+    if mask is not None:
+        s[s == 0] = 1.0
+    att *= 1.0 / s                                             # softmax weights
     drop = None
     if dropout_p > 0.0:
         keep = get_generator(device_of(q)).uniform(att.shape, dtype=att.dtype) >= dropout_p
@@ -621,12 +692,12 @@ class Attention(Function):
 
     def forward(self, q, k, v, mask):
         out, self.att, self.drop, self.qs = _attend(q, k, v, mask, self.scale, self.dropout_p)
-        self.k, self.v = k, v
+        self.k, self.v, self.q_shape = k, v, q.shape
         return out
 
     def backward(self, g):
         gq, gk, gv = _attend_backward(g, self.qs, self.k, self.v, self.att, self.drop, self.scale)
-        return gq, sum_to(gk, self.k.shape), sum_to(gv, self.v.shape), None
+        return sum_to(gq, self.q_shape), sum_to(gk, self.k.shape), sum_to(gv, self.v.shape), None
 
 
 @register

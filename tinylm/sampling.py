@@ -27,10 +27,14 @@ def top_k_filter(logits, k):
     """Logits (B, V) with all but each row's k largest set to -inf (exactly k kept; ties broken by index)."""
     logits = _raw(logits)
     v = logits.shape[-1]
-    if k is None or k >= v:
+    if k is None:
         return logits
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"top_k must be an int, got {type(k).__name__} {k!r}")
     if k < 1:
         raise ValueError(f"top_k must be >= 1, got {k}")
+    if k >= v:
+        return logits
     xp = backend.get_array_module(logits)
     top = backend.argsort_stable(-logits)[:, :k]                     # (B, k) ids of the k largest
     keep = xp.zeros(logits.shape, dtype=bool)                       # (B, V)
@@ -41,10 +45,12 @@ def top_k_filter(logits, k):
 def top_p_filter(logits, p):
     """Logits (B, V) keeping each row's smallest set of most likely tokens whose probability reaches p."""
     logits = _raw(logits)
-    if p is None or p >= 1.0:
+    if p is None:
         return logits
-    if not 0.0 < p:
+    if not 0.0 < p <= 1.0:                                          # also refuses nan
         raise ValueError(f"top_p must be in (0, 1], got {p}")
+    if p == 1.0:
+        return logits
     xp = backend.get_array_module(logits)
     order = backend.argsort_stable(-logits)                          # (B, V) most likely first
     rows = xp.arange(logits.shape[0])[:, None]                      # (B, 1)
@@ -66,11 +72,14 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     """Token ids (B,) int64, one per row of logits (B, V): temperature 0 is argmax (greedy)."""
     logits = _raw(logits)
     xp = backend.get_array_module(logits)
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not temperature >= 0 or temperature == float("inf"):        # also refuses nan
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if temperature == 0:
         return logits.argmax(axis=-1).astype(np.int64)
     logits = logits * (1.0 / temperature)                          # (B, V), dtype kept
+    if bool((xp.isnan(logits) | (logits == xp.inf)).any()):       # one device sync
+        raise ValueError(f"sample_next: the logits divided by temperature {temperature} are not finite "
+                         "(nan, or overflowing: raise the temperature or use 0 for greedy)")
     logits = top_k_filter(logits, top_k)
     logits = top_p_filter(logits, top_p)
     probs = _softmax(logits)                                        # (B, V)

@@ -178,8 +178,8 @@ def evaluate(model, dataset, batch_size=64, progress=False):
         total, count = 0.0, 0
         for x, y in batches:
             _, loss = model(x, y)
-            total += loss.item() * y.size
-            count += y.size
+            total += loss.item() * y.numel()
+            count += y.numel()
         return total / count
     finally:
         model.train(was_training)
