@@ -254,3 +254,10 @@ def test_a_resumed_training_run_matches_an_unbroken_one(device, tmp_path):
     train(model, opt, range(ck.step, 5), seed=ck.seed)
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(to_numpy(v), want[k], err_msg=k)
+
+
+@pytest.mark.parametrize("extra", [{"a/b": np.zeros(2)}, {"__array__": "x"}])
+def test_keys_that_would_collide_on_load_are_refused(tmp_path, extra):
+    with pytest.raises(ValueError, match="cannot be saved"):
+        save_checkpoint(tmp_path / "c.npz", {"w": np.zeros(2)}, extra=extra)
+    assert not (tmp_path / "c.npz").exists()

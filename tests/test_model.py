@@ -392,3 +392,30 @@ def test_generate_example_end_to_end(tmp_path, shared_data):
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("Once upon a time")
+
+
+def test_generate_checks_its_counts_and_prompts():
+    model = GPT(CFG)
+    for kwargs in (dict(max_new_tokens=-1), dict(max_new_tokens=2, num_samples=0), dict(max_new_tokens=2.5)):
+        with pytest.raises(ValueError, match="generate: (max_new_tokens|num_samples)"):
+            model.generate([[1, 2]], **kwargs)
+    with pytest.raises(ValueError, match="holds no tokens"):
+        model(np.zeros((1, 0), np.int64))
+
+
+def test_from_pretrained_refuses_an_untied_head_and_bad_json(tmp_path):
+    path, w = _hf_checkpoint(tmp_path, CFG)
+    st = read_safetensors(path / "model.safetensors")
+    st["lm_head.weight"] = st["lm_head.weight"] + 1.0
+    write_safetensors(path / "model.safetensors", st)
+    cfg = json.loads((path / "config.json").read_text())
+    GPT.from_pretrained(path)                                  # tied by default (HF's rule): the head is ignored
+    (path / "config.json").write_text(json.dumps({**cfg, "tie_word_embeddings": False}))
+    with pytest.raises(ValueError, match="untied head"):
+        GPT.from_pretrained(path)
+    (path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        GPT.from_pretrained(path)
+    (path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        GPT.from_pretrained(path)

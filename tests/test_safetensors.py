@@ -120,3 +120,12 @@ def test_bf16_agrees_with_torch(tmp_path):
     back = st.load_file(str(tmp_path / "o.safetensors"))["x"]
     assert back.dtype == torch.bfloat16
     assert torch.equal(back, x.to(torch.bfloat16))  # the same rounding (nearest even) as torch
+
+
+def test_write_converts_big_endian_and_refuses_bad_names(tmp_path):
+    write_safetensors(tmp_path / "a.safetensors", {"x": np.arange(3, dtype=">f4")})
+    got = read_safetensors(tmp_path / "a.safetensors")["x"]
+    assert got.dtype == np.float32 and got.tolist() == [0.0, 1.0, 2.0]
+    for name in ("__metadata__", 3):
+        with pytest.raises(ValueError, match="tensor names"):
+            write_safetensors(tmp_path / "b.safetensors", {name: np.zeros(2, np.float32)})

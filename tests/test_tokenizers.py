@@ -474,3 +474,11 @@ def test_gpt2_malformed_files(tmp_path):
     bad_json.write_text('{"!": 0,\n"\\"": 1,\n"#" 2}', encoding="utf-8")
     with pytest.raises(ValueError, match=r"vocab\.json:3: "):
         BPETokenizer.from_gpt2(bad_json, bpe)
+
+
+def test_decode_refuses_floats_and_bools():
+    tok = CharTokenizer("abc")
+    for bad in ([1.0], [True]):
+        with pytest.raises(TypeError, match="token ids must be ints"):
+            tok.decode(bad)
+    assert tok.decode([np.int64(0), 1]) == "ab"

@@ -86,6 +86,8 @@ def _encode(obj, key, arrays):
         for k in obj:
             if not isinstance(k, str):
                 raise TypeError(f"{key}: dict keys must be str to be saved, got {type(k).__name__} {k!r}")
+            if "/" in k or k == "__array__":  # '/' joins the array names; '__array__' marks a reference
+                raise ValueError(f"{key}: the key {k!r} cannot be saved (no '/' and not '__array__')")
         return {k: _encode(v, f"{key}/{k}", arrays) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_encode(v, f"{key}/{i}", arrays) for i, v in enumerate(obj)]

@@ -146,6 +146,8 @@ class GPT(nn.Module):
         if ids.ndim != 2:
             raise ValueError(f"idx must have shape (B, T), got {tuple(ids.shape)}")
         B, T = ids.shape
+        if B == 0 or T == 0:
+            raise ValueError(f"idx of shape {tuple(ids.shape)} holds no tokens")
         start = kv_cache.length if kv_cache is not None else 0
         if start + T > c.block_size:
             raise ValueError(f"sequence of length {start + T} is longer than block_size {c.block_size}")
@@ -211,6 +213,9 @@ class GPT(nn.Module):
         mode under no_grad (the training mode is restored). `use_cache=False` recomputes the
         whole window at every step (the same result, slower).
         """
+        for name, value, low in (("max_new_tokens", max_new_tokens, 0), ("num_samples", num_samples, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"generate: {name} must be an int >= {low}, got {value!r}")
         xp = backend.array_module(self.device)
         ids = self._as_ids(idx)
         if ids.ndim == 1:
@@ -254,8 +259,13 @@ class GPT(nn.Module):
         for p in (cfg_path, st_path):
             if not os.path.isfile(p):
                 raise FileNotFoundError(f"from_pretrained: {p} not found (expected a Hugging Face GPT-2 folder)")
-        with open(cfg_path, encoding="utf-8") as f:
-            hf = json.load(f)
+        try:
+            with open(cfg_path, encoding="utf-8") as f:
+                hf = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{cfg_path} is not valid JSON: {e}") from None
+        if not isinstance(hf, dict):
+            raise ValueError(f"{cfg_path}: expected a JSON object of GPT-2 settings, got {type(hf).__name__}")
         eps = hf.get("layer_norm_epsilon", 1e-5)
         act = hf.get("activation_function", "gelu_new")
         if abs(eps - 1e-5) > 1e-12 or act not in ("gelu_new", "gelu_pytorch_tanh"):
@@ -267,13 +277,21 @@ class GPT(nn.Module):
                                dropout=dropout, bias=True)
         except KeyError as e:
             raise ValueError(f"{cfg_path}: missing field {e}") from None
-        state = {}
+        state, head = {}, None
         for name, arr in read_safetensors(st_path).items():
             if name.startswith("transformer."):
                 name = name[len("transformer."):]
-            if name == "lm_head.weight" or name.endswith((".attn.bias", ".attn.masked_bias")):
-                continue  # the head is tied to wte; the causal-mask buffers are rebuilt by F
+            if name == "lm_head.weight":
+                head = arr
+                continue
+            if name.endswith((".attn.bias", ".attn.masked_bias")):
+                continue  # the causal-mask buffers are rebuilt by F
             state[name] = arr.T if name.endswith(cls._CONV1D) else arr
+        # tinylm's head is tied to wte, as GPT-2's: a checkpoint with a head of its own cannot load as it is
+        if hf.get("tie_word_embeddings", True) is False and head is not None and "wte.weight" in state \
+                and not np.array_equal(head, state["wte.weight"]):
+            raise ValueError(f"{st_path}: lm_head.weight differs from wte.weight (tie_word_embeddings false); "
+                             "tinylm's GPT ties the two and cannot load an untied head")
         model = cls(config, device=device)
         model.load_state_dict(state)
         return model

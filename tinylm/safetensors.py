@@ -12,6 +12,7 @@ Leaves out: lazy per-tensor loading APIs, F8 dtypes, sharded checkpoints (model-
 Reference: the safetensors specification (github.com/huggingface/safetensors, README "Format").
 """
 import json
+import math
 import os
 import struct
 
@@ -57,7 +58,7 @@ def read_safetensors(path, return_metadata=False):
         if dtype not in _DTYPES:
             raise _bad(path, f"tensor {name!r} has unsupported dtype {dtype!r}")
         np_dtype = np.dtype(_DTYPES[dtype])
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np_dtype.itemsize
+        nbytes = math.prod(shape) * np_dtype.itemsize
         if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_size) \
                 or end - begin != nbytes or any(s < 0 for s in shape):
             raise _bad(path, f"tensor {name!r} of dtype {dtype} and shape {shape} has data_offsets "
@@ -80,6 +81,9 @@ def write_safetensors(path, tensors, metadata=None, bf16=()):
     """Write {name: NumPy array} to `path` (atomically); names in `bf16` are stored as BF16."""
     path = os.fspath(path)
     header, blobs, offset = {}, [], 0
+    for name in tensors:
+        if not isinstance(name, str) or name == "__metadata__":
+            raise ValueError(f"write_safetensors: tensor names must be str other than '__metadata__', got {name!r}")
     for name in sorted(tensors):
         arr = tensors[name]
         if not isinstance(arr, np.ndarray):
@@ -88,6 +92,8 @@ def write_safetensors(path, tensors, metadata=None, bf16=()):
         if name in bf16:
             dtype, data = "BF16", _to_bf16_bits(arr)
         else:
+            if arr.dtype.byteorder == ">":                         # big-endian: the same values, little-endian
+                arr = arr.astype(arr.dtype.newbyteorder("<"))
             if arr.dtype not in _NAMES:
                 raise TypeError(f"write_safetensors: {name!r} has unsupported dtype {arr.dtype}")
             dtype, data = _NAMES[arr.dtype], arr.astype(arr.dtype.newbyteorder("<"), copy=False)

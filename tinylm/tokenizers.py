@@ -78,6 +78,12 @@ def _check_ids(ids):
         if getattr(ids, "ndim", 1) != 1:
             raise ValueError(f"ids must be 1-D, got shape {ids.shape}")
         return ids.tolist()
+    if not all(type(t) is int for t in ids):                   # 65.0 and True would pass for 65 and 1
+        ids = list(ids)
+        for i, t in enumerate(ids):
+            if isinstance(t, bool) or not hasattr(type(t), "__index__"):  # ints and NumPy ints
+                raise TypeError(f"token ids must be ints, got {type(t).__name__} {t!r} at position {i}")
+        ids = [t.__index__() for t in ids]
     return ids
 
 
