@@ -249,3 +249,27 @@ def test_block_shapes_and_names(device):
     assert blk(tl.randn(2, 3, 8, device=device)).shape == (2, 3, 8)
     with pytest.raises(ValueError, match="divisible"):
         nn.MultiHeadAttention(10, 3)
+
+
+# ---------------------------------------------------------------------------- constructor checks
+@pytest.mark.parametrize("cls, args, kwargs, match", [
+    (nn.Linear, (-1, 2), {}, "Linear: in_features must be a positive int, got -1"),
+    (nn.Linear, (2, 0), {}, "out_features"),
+    (nn.Embedding, (0, 4), {}, "num_embeddings"),
+    (nn.Embedding, (10, 4), {"padding_idx": 10}, "padding_idx must be in"),
+    (nn.Dropout, (1.5,), {}, r"Dropout: p must be in \[0, 1\), got 1.5"),
+    (nn.Dropout, (-0.1,), {}, "p must be in"),
+    (nn.MultiHeadAttention, (8, 0), {}, "n_head must be a positive int"),
+    (nn.CausalSelfAttention, (8, 2), {"dropout": 1.0}, "CausalSelfAttention: dropout"),
+])
+def test_constructor_arguments_are_checked(cls, args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(*args, **kwargs)
+
+
+def test_constructor_argument_types_are_checked():
+    with pytest.raises(TypeError, match="in_features must be an int, got float"):
+        nn.Linear(2.5, 3)
+    with pytest.raises(TypeError, match="p must be a number"):
+        nn.Dropout("0.1")
+    assert nn.Embedding(10, 4, padding_idx=-1).padding_idx == 9  # counted from the end, as in torch

@@ -217,6 +217,25 @@ class ModuleList(Module):
         return iter(self._list)
 
 
+# ============================================================================ argument checks
+def _positive_int(value, name, owner):
+    """`value` as an int if it is an int >= 1; otherwise a TypeError/ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value}")
+    return int(value)
+
+
+def _probability(value, name, owner):
+    """`value` as a float if 0 <= value < 1 (F.dropout keeps at least some units); otherwise an error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a number, got {type(value).__name__} {value!r}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{owner}: {name} must be in [0, 1), got {value}")
+    return float(value)
+
+
 # ============================================================================ initialisation
 def _normal(shape, std, device, dtype=None):
     """A Parameter of normal(0, std) draws from the device's generator."""
@@ -243,6 +262,8 @@ class Linear(Module):
     """y = x @ weight.T + bias; weight (out, in) as PyTorch, uniform(+-1/sqrt(in)) at first."""
 
     def __init__(self, in_features, out_features, bias=True, device="cpu", dtype=None):
+        in_features = _positive_int(in_features, "in_features", "Linear")
+        out_features = _positive_int(out_features, "out_features", "Linear")
         bound = 1.0 / math.sqrt(in_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = _uniform((out_features, in_features), bound, device, dtype)   # (out, in)
@@ -259,6 +280,15 @@ class Embedding(Module):
     """A table of `num_embeddings` vectors of size `embedding_dim`; the `padding_idx` row gets no gradient."""
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device="cpu", dtype=None):
+        num_embeddings = _positive_int(num_embeddings, "num_embeddings", "Embedding")
+        embedding_dim = _positive_int(embedding_dim, "embedding_dim", "Embedding")
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):
+                raise TypeError(f"Embedding: padding_idx must be an int or None, got {type(padding_idx).__name__}")
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must be in [{-num_embeddings}, {num_embeddings}), "
+                                 f"got {padding_idx}")
+            padding_idx = int(padding_idx) % num_embeddings  # -1 means the last row, as in torch
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
         self.weight = _normal((num_embeddings, embedding_dim), 1.0, device, dtype)   # (V, C)
         if padding_idx is not None:
@@ -292,7 +322,7 @@ class Dropout(Module):
     """Zero elements with probability p while training (inverted dropout); identity in eval()."""
 
     def __init__(self, p=0.5):
-        self.p = p
+        self.p = _probability(p, "p", "Dropout")
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
@@ -366,6 +396,9 @@ class MultiHeadAttention(Module):
     """
 
     def __init__(self, n_embd, n_head, dropout=0.0, bias=True, causal=False, device="cpu"):
+        n_embd = _positive_int(n_embd, "n_embd", type(self).__name__)
+        n_head = _positive_int(n_head, "n_head", type(self).__name__)
+        dropout = _probability(dropout, "dropout", type(self).__name__)
         if n_embd % n_head:
             raise ValueError(f"n_embd {n_embd} is not divisible by n_head {n_head}")
         self.n_embd, self.n_head, self.causal, self.dropout_p = n_embd, n_head, causal, dropout
