@@ -273,3 +273,12 @@ def test_constructor_argument_types_are_checked():
     with pytest.raises(TypeError, match="p must be a number"):
         nn.Dropout("0.1")
     assert nn.Embedding(10, 4, padding_idx=-1).padding_idx == 9  # counted from the end, as in torch
+
+
+def test_layer_reprs_name_their_arguments():
+    assert repr(nn.Linear(4, 16)) == "Linear(in_features=4, out_features=16, bias=True)"
+    assert repr(nn.Linear(4, 16, bias=False)) == "Linear(in_features=4, out_features=16, bias=False)"
+    assert "bias=False" in repr(nn.LayerNorm(4, bias=False)) and "bias" not in repr(nn.LayerNorm(4))
+    assert repr(nn.Embedding(10, 4, padding_idx=0)) == "Embedding(10, 4, padding_idx=0)"
+    assert repr(nn.Embedding(10, 4)) == "Embedding(10, 4)"
+    assert "(c_fc): Linear(in_features=8, out_features=32, bias=True)" in repr(nn.MLP(8))

@@ -273,7 +273,7 @@ class Linear(Module):
         return F.linear(x, self.weight, self.bias)                 # (..., in) -> (..., out)
 
     def extra_repr(self):
-        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class Embedding(Module):
@@ -300,7 +300,8 @@ class Embedding(Module):
         return F.embedding(idx, self.weight, padding_idx=self.padding_idx)  # (*idx.shape, C)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
 class LayerNorm(Module):
@@ -315,7 +316,7 @@ class LayerNorm(Module):
         return F.layer_norm(x, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.weight.shape[0]}, eps={self.eps}"
+        return f"{self.weight.shape[0]}, eps={self.eps}" + ("" if self.bias is not None else ", bias=False")
 
 
 class Dropout(Module):
