@@ -282,3 +282,22 @@ def test_layer_reprs_name_their_arguments():
     assert repr(nn.Embedding(10, 4, padding_idx=0)) == "Embedding(10, 4, padding_idx=0)"
     assert repr(nn.Embedding(10, 4)) == "Embedding(10, 4)"
     assert "(c_fc): Linear(in_features=8, out_features=32, bias=True)" in repr(nn.MLP(8))
+
+
+def test_layer_norm_takes_torch_arguments(device):
+    x = tl.randn(2, 3, 4, device=device)
+    for shape in (4, (4,), [4]):
+        ln = nn.LayerNorm(normalized_shape=shape, device=device)
+        assert ln.normalized_shape == (4,) and ln.weight.shape == (4,)
+    assert repr(ln) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True)"
+    plain = nn.LayerNorm(4, elementwise_affine=False, device=device)
+    assert plain.weight is None and plain.bias is None and plain.parameters() == []
+    np.testing.assert_allclose(plain(x).numpy(), ln(x).numpy(), rtol=1e-5, atol=1e-6)  # ones and zeros at first
+    with pytest.raises(ValueError, match="last axis only"):
+        nn.LayerNorm((3, 4))
+
+
+def test_gelu_approximate_argument():
+    assert repr(nn.GELU(approximate="tanh")) == "GELU(approximate='tanh')"
+    with pytest.raises(ValueError, match="only the tanh approximation is implemented"):
+        nn.GELU(approximate="none")

@@ -305,18 +305,31 @@ class Embedding(Module):
 
 
 class LayerNorm(Module):
-    """Normalise the last axis, then scale (weight, ones) and shift (bias, zeros; optional)."""
+    """Normalise the last axis, then scale (weight, ones) and shift (bias, zeros).
 
-    def __init__(self, ndim, eps=1e-5, bias=True, device="cpu", dtype=None):
-        self.eps = eps
-        self.weight = _const((ndim,), 1.0, device, dtype)
-        self.bias = _const((ndim,), 0.0, device, dtype) if bias else None
+    As torch: `normalized_shape` is the size C of the last axis (an int, or a 1-element tuple or
+    list); `elementwise_affine=False` leaves out weight and bias, `bias=False` the bias only.
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device="cpu", dtype=None):
+        if isinstance(normalized_shape, (tuple, list)):
+            if len(normalized_shape) != 1:  # torch also normalises over several trailing axes; tinylm does not
+                raise ValueError("LayerNorm normalises the last axis only: normalized_shape must be an int or a "
+                                 f"1-element tuple, got {tuple(normalized_shape)}")
+            normalized_shape = normalized_shape[0]
+        C = _positive_int(normalized_shape, "normalized_shape", "LayerNorm")
+        if not eps >= 0:
+            raise ValueError(f"LayerNorm: eps must be >= 0, got {eps}")
+        self.normalized_shape, self.eps, self.elementwise_affine = (C,), eps, elementwise_affine
+        self.weight = _const((C,), 1.0, device, dtype) if elementwise_affine else None
+        self.bias = _const((C,), 0.0, device, dtype) if elementwise_affine and bias else None
 
     def forward(self, x):
         return F.layer_norm(x, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.weight.shape[0]}, eps={self.eps}" + ("" if self.bias is not None else ", bias=False")
+        dropped = ", bias=False" if self.elementwise_affine and self.bias is None else ""
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}{dropped}"
 
 
 class Dropout(Module):
@@ -333,10 +346,19 @@ class Dropout(Module):
 
 
 class GELU(Module):
-    """GPT-2's GELU, tanh form."""
+    """GPT-2's GELU, tanh form: torch's `nn.GELU(approximate="tanh")` (the exact erf form is not implemented)."""
+
+    def __init__(self, approximate="tanh"):
+        if approximate != "tanh":
+            raise ValueError(f"GELU: only the tanh approximation is implemented (approximate='tanh'), "
+                             f"got approximate={approximate!r}")
+        self.approximate = approximate
 
     def forward(self, x):
         return F.gelu(x)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
 
 
 class MLP(Module):
