@@ -301,3 +301,12 @@ def test_gelu_approximate_argument():
     assert repr(nn.GELU(approximate="tanh")) == "GELU(approximate='tanh')"
     with pytest.raises(ValueError, match="only the tanh approximation is implemented"):
         nn.GELU(approximate="none")
+
+
+def test_attention_takes_one_positional_input(device):
+    attn = nn.MultiHeadAttention(8, 2, device=device)
+    x = tl.randn(1, 3, 8, device=device)
+    with pytest.raises(TypeError, match="self-attention.*got 3 positional arguments"):
+        attn(x, x, x)  # torch's mha(query, key, value)
+    with pytest.raises(TypeError):
+        nn.Block(8, 2, device=device)(x, nn.KVCache(1, 1, 2, 3, 4, device=device))  # kv_cache by keyword only

@@ -413,9 +413,11 @@ class KVCache:
 class MultiHeadAttention(Module):
     """Self-attention over nh heads at once: fused QKV projection `c_attn`, output projection `c_proj`.
 
-    `causal=True` masks the future (CausalSelfAttention). `forward(x, attn_mask=None,
-    kv_cache=None, layer=0, return_weights=False)`; attn_mask is boolean, True where allowed,
-    broadcastable to (B, nh, T, S).
+    Self-attention only: queries, keys and values are all projected from the one input x, so
+    `forward(x, *, attn_mask=None, kv_cache=None, layer=0, return_weights=False)` takes x alone
+    and the rest by keyword (not torch's `mha(query, key, value)`). `causal=True` masks the
+    future (CausalSelfAttention); attn_mask is boolean, True where allowed, broadcastable to
+    (B, nh, T, S).
     """
 
     def __init__(self, n_embd, n_head, dropout=0.0, bias=True, causal=False, device="cpu"):
@@ -429,7 +431,11 @@ class MultiHeadAttention(Module):
         self.c_proj = Linear(n_embd, n_embd, bias=bias, device=device)       # W^O
         self.resid_dropout = Dropout(dropout)
 
-    def forward(self, x, attn_mask=None, kv_cache=None, layer=0, return_weights=False):
+    def forward(self, x, *more, attn_mask=None, kv_cache=None, layer=0, return_weights=False):
+        if more:  # e.g. torch's mha(query, key, value): say so, rather than fail later on a "mask" or "cache"
+            raise TypeError(f"{type(self).__name__} is self-attention: forward(x) takes one input x (B, T, C) "
+                            f"for queries, keys and values, got {1 + len(more)} positional arguments; pass "
+                            "attn_mask, kv_cache, layer and return_weights by keyword")
         B, T, C = x.shape
         nh, hs = self.n_head, C // self.n_head
         qkv = self.c_attn(x)                                       # (B, T, 3C)
@@ -476,7 +482,7 @@ class Block(Module):
         self.ln_2 = LayerNorm(n_embd, bias=bias, device=device)
         self.mlp = MLP(n_embd, dropout=dropout, bias=bias, device=device)
 
-    def forward(self, x, kv_cache=None, layer=0):
+    def forward(self, x, *, kv_cache=None, layer=0):
         x = x + self.attn(self.ln_1(x), kv_cache=kv_cache, layer=layer)  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))                                    # (B, T, C)
         return x
