@@ -310,3 +310,41 @@ def test_attention_takes_one_positional_input(device):
         attn(x, x, x)  # torch's mha(query, key, value)
     with pytest.raises(TypeError):
         nn.Block(8, 2, device=device)(x, nn.KVCache(1, 1, 2, 3, 4, device=device))  # kv_cache by keyword only
+
+
+# ---------------------------------------------------------------------------- containers
+def test_sequential_chains_and_indexes(device):
+    seq = nn.Sequential(nn.Linear(4, 8, device=device), nn.ReLU(), nn.Linear(8, 3, device=device), nn.Tanh())
+    x = tl.randn(2, 4, device=device)
+    want = np.tanh(np.maximum(x.numpy() @ seq[0].weight.numpy().T + seq[0].bias.numpy(), 0)
+                   @ seq[2].weight.numpy().T + seq[2].bias.numpy())
+    np.testing.assert_allclose(seq(x).numpy(), want, rtol=1e-5, atol=1e-6)
+    assert len(seq) == 4 and isinstance(seq[-1], nn.Tanh) and [type(m) for m in seq][1] is nn.ReLU
+    head = seq[:2]
+    assert isinstance(head, nn.Sequential) and head(x).shape == (2, 8)
+    assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert nn.Identity(54, unused=1)(x) is x
+    with pytest.raises(TypeError, match="one by one"):
+        nn.Sequential([nn.ReLU(), nn.Tanh()])
+
+
+def test_module_dict_registers_by_key():
+    m = nn.Module()
+    m.heads = nn.ModuleDict({"a": nn.Linear(2, 3), "b": nn.Linear(2, 1, bias=False)})
+    m.heads["c"] = nn.Identity()
+    assert [n for n, _ in m.named_parameters()] == ["heads.a.weight", "heads.a.bias", "heads.b.weight"]
+    assert list(m.heads) == ["a", "b", "c"] and len(m.heads) == 3 and "b" in m.heads
+    assert m.heads["b"].out_features == 1 and [k for k, _ in m.heads.items()] == list(m.heads.keys())
+    del m.heads["c"]
+    assert list(m.heads.values())[-1] is m.heads["b"]
+    with pytest.raises(ValueError, match="without '.'"):
+        m.heads["x.y"] = nn.ReLU()
+    with pytest.raises(TypeError, match="expected a Module"):
+        m.heads["z"] = 3
+
+
+def test_plain_dict_of_modules_is_refused():
+    m = nn.Module()
+    with pytest.raises(TypeError, match="ModuleDict"):
+        m.heads = {"a": nn.Linear(2, 2)}
+    m.config = {"n_embd": 4}  # a dict of plain values is fine

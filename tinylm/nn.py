@@ -1,13 +1,14 @@
-"""Layers with parameters: Module, Parameter, ModuleList and the GPT building blocks.
+"""Layers with parameters: Module, Parameter, the containers and the GPT building blocks.
 
 Owns the bookkeeping PyTorch users know from `torch.nn`: a `Module` finds its parameters and
 submodules by looking at its own attributes (so `self.c_fc = Linear(...)` registers a layer and
-`self.weight = Parameter(...)` a parameter, in assignment order); `ModuleList` holds a list of
-layers; `parameters()`, `named_parameters()`, `modules()`, `train()/eval()`, `zero_grad()`,
-`to(device)`, `num_parameters()`, `state_dict()` and `load_state_dict()`. Then the layers of a
-GPT: Linear, Embedding, LayerNorm, Dropout, GELU, MLP, MultiHeadAttention (CausalSelfAttention)
-and the pre-LN Block, with GPT-2's attribute names (`c_attn`, `c_proj`, `c_fc`, `ln_1`, ...),
-so that a GPT-2 checkpoint maps across key for key.
+`self.weight = Parameter(...)` a parameter, in assignment order); `ModuleList`, `ModuleDict` and
+`Sequential` hold several layers; `parameters()`, `named_parameters()`, `modules()`,
+`train()/eval()`, `zero_grad()`, `to(device)`, `num_parameters()`, `state_dict()` and
+`load_state_dict()`. Then the layers of a GPT: Linear, Embedding, LayerNorm, Dropout, GELU (and
+ReLU, Tanh, Identity), MLP, MultiHeadAttention (CausalSelfAttention) and the pre-LN Block, with
+GPT-2's attribute names (`c_attn`, `c_proj`, `c_fc`, `ln_1`, ...), so that a GPT-2 checkpoint
+maps across key for key.
 
 Conventions:
   - `Parameter` is a Tensor subclass with requires_grad=True; a tied weight is one Parameter
@@ -63,6 +64,9 @@ class Module:
         if isinstance(value, (list, tuple)) and any(isinstance(v, Module) for v in value):
             raise TypeError(f"{type(self).__name__}.{name}: a plain {type(value).__name__} of modules is not "
                             "registered; wrap it in tinylm.nn.ModuleList")
+        if isinstance(value, dict) and any(isinstance(v, Module) for v in value.values()):
+            raise TypeError(f"{type(self).__name__}.{name}: a plain dict of modules is not registered; "
+                            "wrap it in tinylm.nn.ModuleDict")
         object.__setattr__(self, name, value)
 
     def __call__(self, *args, **kwargs):
@@ -217,6 +221,75 @@ class ModuleList(Module):
         return iter(self._list)
 
 
+class Sequential(ModuleList):
+    """Modules called in a chain: Sequential(a, b, c)(x) is c(b(a(x))); indexed, sliced and iterated like a ModuleList."""
+
+    def __init__(self, *modules):
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):  # Sequential([a, b]) is a common slip
+                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module; "
+                                "pass the modules one by one: Sequential(a, b, c)")
+        super().__init__(modules)
+
+    def __getitem__(self, i):
+        return Sequential(*self._list[i]) if isinstance(i, slice) else self._list[i]
+
+    def forward(self, x):
+        for module in self._list:
+            x = module(x)
+        return x
+
+
+class ModuleDict(Module):
+    """A dict of modules, registered under their keys (str) in insertion order: `d["proj"]`, `d.items()`."""
+
+    def __init__(self, modules=None):
+        object.__setattr__(self, "_dict", {})
+        if modules is not None:
+            self.update(modules)
+
+    def named_children(self):
+        yield from self._dict.items()
+
+    def update(self, modules):
+        """Add (key, module) pairs from a dict or an iterable of pairs."""
+        for key, module in (modules.items() if isinstance(modules, dict) else modules):
+            self[key] = module
+
+    def __setitem__(self, key, module):
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be str, got {type(key).__name__} {key!r}")
+        if not key or "." in key:  # keys become parts of dotted parameter names
+            raise ValueError(f"ModuleDict: keys must be non-empty and without '.', got {key!r}")
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict[{key!r}]: expected a Module, got {type(module).__name__}")
+        self._dict[key] = module
+
+    def __getitem__(self, key):
+        return self._dict[key]
+
+    def __delitem__(self, key):
+        del self._dict[key]
+
+    def __len__(self):
+        return len(self._dict)
+
+    def __iter__(self):
+        return iter(self._dict)
+
+    def __contains__(self, key):
+        return key in self._dict
+
+    def keys(self):
+        return self._dict.keys()
+
+    def values(self):
+        return self._dict.values()
+
+    def items(self):
+        return self._dict.items()
+
+
 # ============================================================================ argument checks
 def _positive_int(value, name, owner):
     """`value` as an int if it is an int >= 1; otherwise a TypeError/ValueError naming the argument."""
@@ -359,6 +432,30 @@ class GELU(Module):
 
     def extra_repr(self):
         return f"approximate={self.approximate!r}"
+
+
+class ReLU(Module):
+    """max(x, 0), elementwise."""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Tanh(Module):
+    """tanh(x), elementwise."""
+
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder for a layer left out); ignores any arguments, as torch."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def forward(self, x):
+        return x
 
 
 class MLP(Module):
