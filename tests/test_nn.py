@@ -348,3 +348,56 @@ def test_plain_dict_of_modules_is_refused():
     with pytest.raises(TypeError, match="ModuleDict"):
         m.heads = {"a": nn.Linear(2, 2)}
     m.config = {"n_embd": 4}  # a dict of plain values is fine
+
+
+# ---------------------------------------------------------------------------- Module helpers
+def test_apply_children_and_requires_grad():
+    m = Tiny()
+    seen = []
+    assert m.apply(lambda mod: seen.append(type(mod).__name__)) is m
+    assert seen == ["Embedding", "Linear", "Linear", "ModuleList", "Linear", "Dropout", "Tiny"]  # children first
+    assert [n for n, _ in m.named_children()] == ["emb", "layers", "head", "drop"]
+    assert list(m.children())[1] is m.layers
+    assert m.requires_grad_(False) is m and not any(p.requires_grad for p in m.parameters())
+    m.layers.requires_grad_()
+    assert [n for n, p in m.named_parameters() if p.requires_grad] == ["layers.0.weight", "layers.0.bias",
+                                                                        "layers.1.weight"]
+    assert m(tl.tensor([[1, 2]])).requires_grad
+
+
+def test_parameters_recurse_false_lists_own_only():
+    m = Tiny()
+    m.scale = nn.Parameter(tl.ones(3))
+    assert [n for n, _ in m.named_parameters(recurse=False)] == ["scale"]
+    assert m.parameters(recurse=False) == [m.scale]
+    assert [n for n, _ in m.layers.named_parameters(prefix="layers")][0] == "layers.0.weight"
+
+
+def test_module_list_extend_insert_setitem():
+    ml = nn.ModuleList([nn.Linear(2, 2)])
+    ml.extend([nn.ReLU(), nn.Linear(2, 3)])
+    ml.insert(0, nn.Tanh())
+    ml[1] = nn.Linear(2, 4)
+    assert [type(m).__name__ for m in ml] == ["Tanh", "Linear", "ReLU", "Linear"]
+    assert [n for n, _ in ml.named_parameters()] == ["1.weight", "1.bias", "3.weight", "3.bias"]
+    assert ml[1].out_features == 4
+    with pytest.raises(TypeError, match=r"ModuleList\[0\]: expected a Module, got int"):
+        ml[0] = 3
+    with pytest.raises(TypeError, match="expected a Module"):
+        nn.ModuleList([nn.ReLU(), "relu"])
+
+
+def test_to_takes_a_dtype_like_torch(device):
+    m = Tiny()
+    assert m.to(tl.float64) is m and all(p.dtype == np.float64 for p in m.parameters())
+    m.to(device, np.float32)
+    assert all(p.dtype == np.float32 and p.device == device for p in m.parameters())
+    m.double().to(device=device)
+    assert all(p.dtype == np.float64 for p in m.parameters())
+    m.float()
+    assert all(p.dtype == np.float32 for p in m.parameters()) and m.head.weight is m.emb.weight
+    assert m.cpu() is m and all(p.device == "cpu" and type(p.data) is np.ndarray for p in m.parameters())
+    with pytest.raises(TypeError, match="floating-point"):
+        m.to(tl.int64)
+    with pytest.raises(TypeError, match="device name"):
+        m.to(3.5)

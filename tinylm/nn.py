@@ -94,24 +94,42 @@ class Module:
             children = [(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]
             stack.extend(reversed(children))
 
+    def children(self):
+        """Each direct submodule, in assignment order."""
+        return (m for _, m in self.named_children())
+
     def modules(self):
         """Self and every submodule, each once."""
         return (m for _, m in self.named_modules())
 
-    def named_parameters(self, remove_duplicate=True):
-        """(dotted name, Parameter) pairs; a tied Parameter comes once, under its first name."""
+    def apply(self, fn):
+        """Call fn(module) on every submodule (children before parents), then on self; returns self.
+
+        As torch: `model.apply(init_weights)` re-initialises a whole model, layer by layer.
+        """
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Parameter) pairs; a tied Parameter comes once, under its first name.
+
+        recurse=False lists only this module's own parameters, not its submodules'.
+        """
         seen = set()
-        for prefix, m in self.named_modules():
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mod_prefix, m in modules:
             for name, value in vars(m).items():
                 if isinstance(value, Parameter):
                     if remove_duplicate and id(value) in seen:
                         continue
                     seen.add(id(value))
-                    yield (f"{prefix}.{name}" if prefix else name), value
+                    yield (f"{mod_prefix}.{name}" if mod_prefix else name), value
 
-    def parameters(self):
-        """Every Parameter once (tied ones once), in a stable order."""
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse=True):
+        """Every Parameter once (tied ones once), in a stable order (a list)."""
+        return [p for _, p in self.named_parameters(recurse=recurse)]
 
     def num_parameters(self):
         """The number of learnable scalars (a tied weight counted once)."""
@@ -133,18 +151,45 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def requires_grad_(self, requires_grad=True):
+        """Set requires_grad on every parameter (False freezes them: no gradients); returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
     def to(self, device=None, dtype=None):
-        """Move parameters (and gradients) to `device` and/or cast to `dtype`, in place; tied weights stay tied."""
-        device = backend.parse_device(device) if device is not None else None
+        """Move parameters (and gradients) to `device` and/or cast them to `dtype`, in place; returns self.
+
+        As torch: `to("gpu")`, `to(tl.float64)`, `to("gpu", tl.float64)`, `to(dtype=np.float64)`.
+        Each Parameter is changed in place, not replaced, so tied weights stay tied.
+        """
+        if device is not None and not isinstance(device, str):  # to(tl.float64): a dtype in device's place
+            if dtype is not None:
+                raise TypeError(f"to(): expected a device name (str) first, got {device!r}")
+            device, dtype = None, device
+        device = None if device is None else backend.parse_device(device)
+        dtype = None if dtype is None else _float_dtype(dtype)
         for p in self.parameters():
             if device is not None and p.device != device:
                 p.data = backend.to_device(p.data, device)
                 p.grad = None if p.grad is None else backend.to_device(p.grad, device)
                 p.device = device
-            if dtype is not None and p.dtype != np.dtype(dtype):
+            if dtype is not None and p.dtype.kind == "f" and p.dtype != dtype:  # as torch: integers keep theirs
                 p.data = p.data.astype(dtype)
                 p.grad = None if p.grad is None else p.grad.astype(dtype)
         return self
+
+    def cpu(self):
+        """Move everything to the CPU (NumPy); returns self."""
+        return self.to("cpu")
+
+    def float(self):
+        """Cast floating-point parameters to float32; returns self."""
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        """Cast floating-point parameters to float64 (e.g. for gradient checks); returns self."""
+        return self.to(dtype=np.float64)
 
     def state_dict(self):
         """OrderedDict name -> raw parameter array (live, not copied); a tied weight once."""
@@ -191,25 +236,59 @@ class Module:
         return ""
 
 
+def _float_dtype(dtype):
+    """A floating NumPy dtype from anything np.dtype accepts (tl.float64, np.float32, "float64")."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"to(): expected a device name (str) or a dtype such as tl.float64, got "
+                        f"{type(dtype).__name__} {dtype!r}") from None
+    if dtype.kind != "f":  # parameters must stay differentiable
+        raise TypeError(f"to(): a module can only be cast to a floating-point dtype, got {dtype}")
+    return dtype
+
+
 def _alias_given(name, aliases, state_dict):
     """True when the Parameter behind `name` is given under another of its (tied) names."""
     p = aliases[name]
     return any(aliases.get(k) is p for k in state_dict)
 
 
+def _check_module(value, where):
+    """`value` if it is a Module, else a TypeError naming `where`."""
+    if not isinstance(value, Module):
+        raise TypeError(f"{where}: expected a Module, got {type(value).__name__}")
+    return value
+
+
 class ModuleList(Module):
     """A list of modules, registered under the names '0', '1', ..."""
 
     def __init__(self, modules=()):
-        object.__setattr__(self, "_list", list(modules))
+        object.__setattr__(self, "_list", [])
+        self.extend(modules)
 
     def named_children(self):
         for i, m in enumerate(self._list):
             yield str(i), m
 
     def append(self, module):
-        self._list.append(module)
+        """Add a module at the end; returns self."""
+        self._list.append(_check_module(module, f"{type(self).__name__}.append"))
         return self
+
+    def extend(self, modules):
+        """Add each module of an iterable at the end; returns self."""
+        for module in modules:
+            self.append(module)
+        return self
+
+    def insert(self, index, module):
+        """Put a module before position `index` (the later ones are renumbered)."""
+        self._list.insert(index, _check_module(module, f"{type(self).__name__}.insert"))
+
+    def __setitem__(self, i, module):
+        self._list[i] = _check_module(module, f"{type(self).__name__}[{i}]")
 
     def __getitem__(self, i):
         return ModuleList(self._list[i]) if isinstance(i, slice) else self._list[i]
@@ -261,9 +340,7 @@ class ModuleDict(Module):
             raise TypeError(f"ModuleDict: keys must be str, got {type(key).__name__} {key!r}")
         if not key or "." in key:  # keys become parts of dotted parameter names
             raise ValueError(f"ModuleDict: keys must be non-empty and without '.', got {key!r}")
-        if not isinstance(module, Module):
-            raise TypeError(f"ModuleDict[{key!r}]: expected a Module, got {type(module).__name__}")
-        self._dict[key] = module
+        self._dict[key] = _check_module(module, f"ModuleDict[{key!r}]")
 
     def __getitem__(self, key):
         return self._dict[key]
