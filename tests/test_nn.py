@@ -401,3 +401,54 @@ def test_to_takes_a_dtype_like_torch(device):
         m.to(tl.int64)
     with pytest.raises(TypeError, match="device name"):
         m.to(3.5)
+
+
+# ---------------------------------------------------------------------------- buffers
+class WithBuffers(nn.Module):
+    def __init__(self):
+        self.lin = nn.Linear(3, 3)
+        self.register_buffer("scale", tl.full((3,), 2.0))
+        self.register_buffer("steps", np.zeros((), np.int64))                 # a raw array is fine too
+        self.register_buffer("cache", tl.zeros(2, 3), persistent=False)
+
+    def forward(self, x):
+        return self.lin(x) * self.scale
+
+
+def test_buffers_are_attributes_state_and_not_parameters():
+    m = nn.Sequential(WithBuffers())
+    assert [n for n, _ in m.named_buffers()] == ["0.scale", "0.steps", "0.cache"]
+    assert m.buffers()[0] is m[0].scale and not m[0].scale.requires_grad
+    assert [n for n, _ in m.named_parameters()] == ["0.lin.weight", "0.lin.bias"]     # not parameters
+    # persistent buffers only; a module's own entries before its submodules', as torch
+    assert list(m.state_dict()) == ["0.scale", "0.steps", "0.lin.weight", "0.lin.bias"]
+    m(tl.randn(2, 3)).sum().backward()
+    assert m[0].scale.grad is None and m[0].lin.weight.grad is not None
+    with pytest.raises(TypeError, match="is a buffer"):
+        m[0].scale = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="already has an attribute 'lin'"):
+        m[0].register_buffer("lin", tl.zeros(1))
+    with pytest.raises(TypeError, match="Parameter"):
+        m[0].register_buffer("w", nn.Parameter(tl.zeros(1)))
+
+
+def test_buffers_move_cast_and_load(device, tmp_path):
+    m = WithBuffers().to(device).double()
+    assert all(b.device == device for b in m.buffers()) and backend.device_of(m.scale.data) == device
+    assert m.scale.dtype == m.cache.dtype == np.float64 and m.steps.dtype == np.int64  # ints stay ints
+    assert m(tl.randn(2, 3, device=device, dtype=np.float64)).shape == (2, 3)
+    other = WithBuffers()
+    other.scale.data[...] = 5.0
+    other.steps.data[...] = 7
+    sd = {k: backend.to_numpy(v) for k, v in other.state_dict().items()}
+    assert m.load_state_dict(sd) == ([], [])
+    np.testing.assert_array_equal(m.scale.numpy(), [5.0, 5.0, 5.0])
+    assert m.scale.dtype == np.float64 and m.steps.item() == 7 and m.scale.device == device
+    with pytest.raises(ValueError, match="missing keys: steps"):
+        m.load_state_dict({k: v for k, v in sd.items() if k != "steps"})
+    # through a checkpoint file, as the training loop saves them
+    from tinylm.checkpoint import load_checkpoint, save_checkpoint
+    save_checkpoint(tmp_path / "ckpt.npz", other.state_dict(), config={})
+    fresh = WithBuffers().to(device)
+    fresh.load_state_dict(load_checkpoint(tmp_path / "ckpt.npz").model)
+    assert fresh.steps.item() == 7 and fresh.scale.numpy()[0] == 5.0

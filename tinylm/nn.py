@@ -2,26 +2,28 @@
 
 Owns the bookkeeping PyTorch users know from `torch.nn`: a `Module` finds its parameters and
 submodules by looking at its own attributes (so `self.c_fc = Linear(...)` registers a layer and
-`self.weight = Parameter(...)` a parameter, in assignment order); `ModuleList`, `ModuleDict` and
-`Sequential` hold several layers; `parameters()`, `named_parameters()`, `modules()`,
-`train()/eval()`, `zero_grad()`, `to(device)`, `num_parameters()`, `state_dict()` and
-`load_state_dict()`. Then the layers of a GPT: Linear, Embedding, LayerNorm, Dropout, GELU (and
-ReLU, Tanh, Identity), MLP, MultiHeadAttention (CausalSelfAttention) and the pre-LN Block, with
-GPT-2's attribute names (`c_attn`, `c_proj`, `c_fc`, `ln_1`, ...), so that a GPT-2 checkpoint
-maps across key for key.
+`self.weight = Parameter(...)` a parameter, in assignment order; `register_buffer` adds state
+that is not learnt); `ModuleList`, `ModuleDict` and `Sequential` hold several layers;
+`parameters()`, `named_parameters()`, `buffers()`, `modules()`, `apply(fn)`, `train()/eval()`,
+`zero_grad()`, `to(device, dtype)`, `num_parameters()`, `state_dict()` and `load_state_dict()`.
+Then the layers of a GPT: Linear, Embedding, LayerNorm, Dropout, GELU (and ReLU, Tanh,
+Identity), MLP, MultiHeadAttention (CausalSelfAttention) and the pre-LN Block, with GPT-2's
+attribute names (`c_attn`, `c_proj`, `c_fc`, `ln_1`, ...), so that a GPT-2 checkpoint maps
+across key for key.
 
 Conventions:
   - `Parameter` is a Tensor subclass with requires_grad=True; a tied weight is one Parameter
     object reachable under two names (listed once, under its first name).
-  - `state_dict()` maps names to the raw arrays themselves (NumPy on cpu, CuPy on a GPU), not
-    copies, as PyTorch does: copy them to keep a snapshot while training goes on.
+  - `state_dict()` maps the names of parameters and persistent buffers to the raw arrays
+    themselves (NumPy on cpu, CuPy on a GPU), not copies, as PyTorch does: copy them to keep a
+    snapshot while training goes on.
   - `load_state_dict()` accepts NumPy/CuPy arrays or Tensors, copies them to the module's device
-    and parameter dtype, and names every missing, unexpected or wrongly shaped key.
+    and each entry's dtype, and names every missing, unexpected or wrongly shaped key.
   - Inference caches (`KVCache`) hold raw arrays outside the graph: use them under `no_grad()`.
 
 Glossary for shape comments: B batch, T time (new tokens), S time (all keys, cache included),
 C channels (n_embd), nh heads, hs head size (C // nh), V vocab.
-Leaves out: the GPT itself (tinylm/model.py), optimisers (tinylm/optim.py), buffers and hooks.
+Leaves out: the GPT itself (tinylm/model.py), optimisers (tinylm/optim.py), hooks.
 Reference: torch.nn.Module (names and semantics), nanoGPT `model.py` (the blocks), HF GPT-2.
 """
 import math
@@ -55,7 +57,8 @@ class Module:
     """Base class of layers: attributes that are Parameters or Modules are registered by assignment.
 
     Subclasses set attributes in `__init__` and write `forward`; calling the module calls
-    `forward`. Calling `super().__init__()` is optional.
+    `forward`. Calling `super().__init__()` is optional. Tensors that are state but not learnable
+    (masks, running statistics) are registered with `register_buffer`.
     """
 
     training = True
@@ -67,7 +70,33 @@ class Module:
         if isinstance(value, dict) and any(isinstance(v, Module) for v in value.values()):
             raise TypeError(f"{type(self).__name__}.{name}: a plain dict of modules is not registered; "
                             "wrap it in tinylm.nn.ModuleDict")
+        if name in _buffer_flags(self) and (not isinstance(value, Tensor) or isinstance(value, Parameter)):
+            raise TypeError(f"{type(self).__name__}.{name} is a buffer: assign it a Tensor (not a Parameter), "
+                            f"got {type(value).__name__}")
         object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Register a Tensor (or device array) that is state but not learnable, as `self.<name>`.
+
+        As torch: buffers move with `to()`, get no gradient, are listed by `named_buffers()`, and
+        are saved by `state_dict()` (and loaded by `load_state_dict()`) unless persistent=False.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"register_buffer: name must be an identifier such as 'mask', got {name!r}")
+        if hasattr(self, name) and name not in _buffer_flags(self):
+            raise ValueError(f"register_buffer: {type(self).__name__} already has an attribute {name!r}")
+        if isinstance(tensor, Parameter):
+            raise TypeError(f"register_buffer: {name!r} is a Parameter; assign it as an attribute to make it "
+                            "learnable")
+        if not isinstance(tensor, Tensor):
+            if not (hasattr(tensor, "shape") and hasattr(tensor, "dtype")):
+                raise TypeError(f"register_buffer: {name!r} must be a Tensor or an array, "
+                                f"got {type(tensor).__name__}")
+            tensor = Tensor(tensor)  # on the array's own device
+        elif tensor.requires_grad:
+            tensor = tensor.detach()  # a buffer is no leaf of any graph
+        vars(self).setdefault("_buffers", {})[name] = bool(persistent)  # name -> persistent
+        object.__setattr__(self, name, tensor)
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -112,24 +141,36 @@ class Module:
         fn(self)
         return self
 
-    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
-        """(dotted name, Parameter) pairs; a tied Parameter comes once, under its first name.
+    def _named_members(self, own, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, tensor) for what `own(module)` lists of each module, depth first.
 
-        recurse=False lists only this module's own parameters, not its submodules'.
+        A tensor reachable under two names (a tied weight) comes once, under its first name,
+        unless remove_duplicate=False; recurse=False looks at this module alone.
         """
         seen = set()
         modules = self.named_modules(prefix) if recurse else [(prefix, self)]
         for mod_prefix, m in modules:
-            for name, value in vars(m).items():
-                if isinstance(value, Parameter):
-                    if remove_duplicate and id(value) in seen:
-                        continue
-                    seen.add(id(value))
-                    yield (f"{mod_prefix}.{name}" if mod_prefix else name), value
+            for name, value in own(m):
+                if remove_duplicate and id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{mod_prefix}.{name}" if mod_prefix else name), value
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Parameter) pairs; a tied Parameter comes once, under its first name."""
+        return self._named_members(_own_parameters, prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         """Every Parameter once (tied ones once), in a stable order (a list)."""
         return [p for _, p in self.named_parameters(recurse=recurse)]
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Tensor) for every buffer, persistent or not."""
+        return self._named_members(_own_buffers, prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        """Every buffer once, in a stable order (a list)."""
+        return [b for _, b in self.named_buffers(recurse=recurse)]
 
     def num_parameters(self):
         """The number of learnable scalars (a tied weight counted once)."""
@@ -158,10 +199,11 @@ class Module:
         return self
 
     def to(self, device=None, dtype=None):
-        """Move parameters (and gradients) to `device` and/or cast them to `dtype`, in place; returns self.
+        """Move parameters (with gradients) and buffers to `device` and/or cast them to `dtype`; returns self.
 
-        As torch: `to("gpu")`, `to(tl.float64)`, `to("gpu", tl.float64)`, `to(dtype=np.float64)`.
-        Each Parameter is changed in place, not replaced, so tied weights stay tied.
+        As torch: `to("gpu")`, `to(tl.float64)`, `to("gpu", tl.float64)`, `to(dtype=np.float64)`;
+        only floating-point tensors are cast. Each tensor is changed in place, not replaced, so
+        tied weights stay tied.
         """
         if device is not None and not isinstance(device, str):  # to(tl.float64): a dtype in device's place
             if dtype is not None:
@@ -169,7 +211,7 @@ class Module:
             device, dtype = None, device
         device = None if device is None else backend.parse_device(device)
         dtype = None if dtype is None else _float_dtype(dtype)
-        for p in self.parameters():
+        for p in self.parameters() + self.buffers():
             if device is not None and p.device != device:
                 p.data = backend.to_device(p.data, device)
                 p.grad = None if p.grad is None else backend.to_device(p.grad, device)
@@ -184,26 +226,29 @@ class Module:
         return self.to("cpu")
 
     def float(self):
-        """Cast floating-point parameters to float32; returns self."""
+        """Cast floating-point parameters and buffers to float32; returns self."""
         return self.to(dtype=np.float32)
 
     def double(self):
-        """Cast floating-point parameters to float64 (e.g. for gradient checks); returns self."""
+        """Cast floating-point parameters and buffers to float64 (e.g. for gradient checks); returns self."""
         return self.to(dtype=np.float64)
 
     def state_dict(self):
-        """OrderedDict name -> raw parameter array (live, not copied); a tied weight once."""
-        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+        """OrderedDict name -> raw array (live, not copied) of every parameter and persistent buffer.
+
+        A tied weight comes once; a module's own entries come before its submodules', as in torch.
+        """
+        return OrderedDict((name, t.data) for name, t in self._named_members(_own_state))
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays (NumPy/CuPy/Tensors) into the parameters, on their device and dtype.
+        """Copy arrays (NumPy/CuPy/Tensors) into parameters and persistent buffers, on their device and dtype.
 
         Raises ValueError naming every wrongly shaped key, and (when strict) every missing and
         unexpected key, before changing anything. Returns (missing_keys, unexpected_keys).
         """
-        params = dict(self.named_parameters())
-        aliases = dict(self.named_parameters(remove_duplicate=False))  # tied names are accepted too
-        missing = [k for k in params if k not in state_dict and not _alias_given(k, aliases, state_dict)]
+        entries = dict(self._named_members(_own_state))
+        aliases = dict(self._named_members(_own_state, remove_duplicate=False))  # tied names are accepted too
+        missing = [k for k in entries if k not in state_dict and not _alias_given(k, aliases, state_dict)]
         unexpected = [k for k in state_dict if k not in aliases]
         wrong = []
         for k, v in state_dict.items():
@@ -220,9 +265,9 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + " | ".join(problems))
         for k, v in state_dict.items():
             if k in aliases:
-                p = aliases[k]
-                arr = backend.to_device(v.data if isinstance(v, Tensor) else v, p.device)
-                p.data = arr.astype(p.dtype, order="C")  # always a copy: the module never aliases the caller's array
+                t = aliases[k]
+                arr = backend.to_device(v.data if isinstance(v, Tensor) else v, t.device)
+                t.data = arr.astype(t.dtype, order="C")  # always a copy: the module never aliases the caller's array
         return IncompatibleKeys(missing, unexpected)
 
     def __repr__(self):
@@ -234,6 +279,26 @@ class Module:
 
     def extra_repr(self):
         return ""
+
+
+def _buffer_flags(module):
+    """{buffer name: persistent} of one module ({} before its first register_buffer)."""
+    return vars(module).get("_buffers", {})
+
+
+def _own_parameters(module):
+    """One module's own (name, Parameter) pairs, in assignment order."""
+    return [(n, v) for n, v in vars(module).items() if isinstance(v, Parameter)]
+
+
+def _own_buffers(module, persistent_only=False):
+    """One module's own (name, buffer) pairs, in registration order."""
+    return [(n, vars(module)[n]) for n, keep in _buffer_flags(module).items() if keep or not persistent_only]
+
+
+def _own_state(module):
+    """What state_dict() saves of one module: its parameters, then its persistent buffers (torch's order)."""
+    return _own_parameters(module) + _own_buffers(module, persistent_only=True)
 
 
 def _float_dtype(dtype):
@@ -301,7 +366,7 @@ class ModuleList(Module):
 
 
 class Sequential(ModuleList):
-    """Modules called in a chain: Sequential(a, b, c)(x) is c(b(a(x))); indexed, sliced and iterated like a ModuleList."""
+    """Modules called in a chain: Sequential(a, b, c)(x) is c(b(a(x))); indexed and sliced like a ModuleList."""
 
     def __init__(self, *modules):
         for i, m in enumerate(modules):
