@@ -452,3 +452,45 @@ def test_buffers_move_cast_and_load(device, tmp_path):
     fresh = WithBuffers().to(device)
     fresh.load_state_dict(load_checkpoint(tmp_path / "ckpt.npz").model)
     assert fresh.steps.item() == 7 and fresh.scale.numpy()[0] == 5.0
+
+
+# ---------------------------------------------------------------------------- nn.init
+def _init_weights(module):
+    """nanoGPT's GPT._init_weights, written for tinylm."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+def test_init_with_apply_like_nanogpt(device):
+    def make():
+        tl.manual_seed(3)
+        return nn.Sequential(nn.Embedding(300, 64, device=device), nn.Linear(64, 64, device=device)).double()
+    m = make()
+    arrays = [p.data for p in m.parameters()]
+    m.apply(_init_weights)
+    assert all(p.data is a for p, a in zip(m.parameters(), arrays))  # written in place: the same arrays
+    assert all(p.dtype == np.float64 and p.device == device for p in m.parameters())
+    w = m[0].weight.numpy()
+    assert abs(w.std() - 0.02) < 0.002 and abs(w.mean()) < 0.002
+    assert not m[1].bias.numpy().any()
+    again = make().apply(_init_weights)  # same seed, same numbers
+    np.testing.assert_array_equal(again[1].weight.numpy(), m[1].weight.numpy())
+
+
+def test_init_functions(device):
+    t = tl.zeros(1000, device=device)
+    assert nn.init.uniform_(t, -0.5, 0.25) is t
+    u = t.numpy()
+    assert u.min() >= -0.5 and u.max() < 0.25 and u.std() > 0.1 and t.dtype == np.float32
+    np.testing.assert_array_equal(nn.init.constant_(t, 3.5).numpy(), np.full(1000, 3.5, np.float32))
+    assert nn.init.ones_(t).numpy().sum() == 1000 and not nn.init.zeros_(t).numpy().any()
+    with pytest.raises(TypeError, match="expected a Tensor"):
+        nn.init.normal_(np.zeros(3))
+    with pytest.raises(TypeError, match="floating-point"):
+        nn.init.normal_(tl.zeros(3, dtype=tl.int64))
+    with pytest.raises(ValueError, match="std must be >= 0"):
+        nn.init.normal_(t, std=-1.0)

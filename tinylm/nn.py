@@ -9,7 +9,7 @@ that is not learnt); `ModuleList`, `ModuleDict` and `Sequential` hold several la
 Then the layers of a GPT: Linear, Embedding, LayerNorm, Dropout, GELU (and ReLU, Tanh,
 Identity), MLP, MultiHeadAttention (CausalSelfAttention) and the pre-LN Block, with GPT-2's
 attribute names (`c_attn`, `c_proj`, `c_fc`, `ln_1`, ...), so that a GPT-2 checkpoint maps
-across key for key.
+across key for key. `nn.init` holds torch's in-place initialisers (`normal_`, `zeros_`, ...).
 
 Conventions:
   - `Parameter` is a Tensor subclass with requires_grad=True; a tied weight is one Parameter
@@ -452,6 +452,65 @@ def _probability(value, name, owner):
 
 
 # ============================================================================ initialisation
+def _init_target(tensor, fn, floating=False):
+    """Check that `nn.init.<fn>` was given a Tensor (of a floating dtype when it draws random numbers)."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"init.{fn}: expected a Tensor or Parameter, got {type(tensor).__name__}")
+    if floating and tensor.dtype.kind != "f":
+        raise TypeError(f"init.{fn}: needs a floating-point tensor, got dtype {tensor.dtype}")
+
+
+class init:
+    """In-place initialisers, as torch.nn.init: `nn.init.normal_(module.weight, mean=0.0, std=0.02)`.
+
+    A namespace, never instantiated. Each function overwrites `tensor.data` in place (the array
+    object stays the same, so a `state_dict()` taken earlier sees the new values), keeps its
+    shape, dtype and device, draws from the device's generator (reproducible after
+    `tl.manual_seed`), records no graph, and returns the tensor.
+    """
+
+    @staticmethod
+    def normal_(tensor, mean=0.0, std=1.0):
+        """Fill with draws from normal(mean, std)."""
+        _init_target(tensor, "normal_", floating=True)
+        if not std >= 0:
+            raise ValueError(f"init.normal_: std must be >= 0, got {std}")
+        draws = backend.get_generator(tensor.device).normal(tensor.shape, tensor.dtype)
+        draws *= std
+        draws += mean
+        tensor.data[...] = draws
+        return tensor
+
+    @staticmethod
+    def uniform_(tensor, a=0.0, b=1.0):
+        """Fill with draws from uniform(a, b)."""
+        _init_target(tensor, "uniform_", floating=True)
+        if not a <= b:
+            raise ValueError(f"init.uniform_: needs a <= b, got a={a}, b={b}")
+        draws = backend.get_generator(tensor.device).uniform(tensor.shape, tensor.dtype)  # in [0, 1)
+        draws *= b - a
+        draws += a
+        tensor.data[...] = draws
+        return tensor
+
+    @staticmethod
+    def constant_(tensor, val):
+        """Fill with the value `val`."""
+        _init_target(tensor, "constant_")
+        tensor.data[...] = val
+        return tensor
+
+    @staticmethod
+    def zeros_(tensor):
+        """Fill with zeros."""
+        return init.constant_(tensor, 0)
+
+    @staticmethod
+    def ones_(tensor):
+        """Fill with ones."""
+        return init.constant_(tensor, 1)
+
+
 def _normal(shape, std, device, dtype=None):
     """A Parameter of normal(0, std) draws from the device's generator."""
     data = backend.get_generator(device).normal(shape, np.dtype(dtype or backend.DEFAULT_DTYPE))
