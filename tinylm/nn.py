@@ -314,7 +314,7 @@ def _float_dtype(dtype):
 
 
 def _alias_given(name, aliases, state_dict):
-    """True when the Parameter behind `name` is given under another of its (tied) names."""
+    """True when the tensor behind `name` is given under another of its (tied) names."""
     p = aliases[name]
     return any(aliases.get(k) is p for k in state_dict)
 
@@ -330,7 +330,7 @@ class ModuleList(Module):
     """A list of modules, registered under the names '0', '1', ..."""
 
     def __init__(self, modules=()):
-        object.__setattr__(self, "_list", [])
+        self._list = []
         self.extend(modules)
 
     def named_children(self):
@@ -388,7 +388,7 @@ class ModuleDict(Module):
     """A dict of modules, registered under their keys (str) in insertion order: `d["proj"]`, `d.items()`."""
 
     def __init__(self, modules=None):
-        object.__setattr__(self, "_dict", {})
+        self._dict = {}
         if modules is not None:
             self.update(modules)
 
@@ -511,24 +511,20 @@ class init:
         return init.constant_(tensor, 1)
 
 
+def _const(shape, value, device, dtype=None):
+    """A Parameter filled with `value` (float32 unless `dtype`)."""
+    xp = backend.array_module(device)
+    return Parameter(xp.full(shape, value, dtype=np.dtype(dtype or backend.DEFAULT_DTYPE)))
+
+
 def _normal(shape, std, device, dtype=None):
     """A Parameter of normal(0, std) draws from the device's generator."""
-    data = backend.get_generator(device).normal(shape, np.dtype(dtype or backend.DEFAULT_DTYPE))
-    data *= std
-    return Parameter(data)
+    return init.normal_(_const(shape, 0.0, device, dtype), std=std)
 
 
 def _uniform(shape, bound, device, dtype=None):
     """A Parameter of uniform(-bound, bound) draws from the device's generator."""
-    data = backend.get_generator(device).uniform(shape, np.dtype(dtype or backend.DEFAULT_DTYPE))
-    data *= 2.0 * bound
-    data -= bound
-    return Parameter(data)
-
-
-def _const(shape, value, device, dtype=None):
-    xp = backend.array_module(device)
-    return Parameter(xp.full(shape, value, dtype=np.dtype(dtype or backend.DEFAULT_DTYPE)))
+    return init.uniform_(_const(shape, 0.0, device, dtype), -bound, bound)
 
 
 # ============================================================================ layers
