@@ -249,3 +249,248 @@ def test_block_shapes_and_names(device):
     assert blk(tl.randn(2, 3, 8, device=device)).shape == (2, 3, 8)
     with pytest.raises(ValueError, match="divisible"):
         nn.MultiHeadAttention(10, 3)
+
+
+# ---------------------------------------------------------------------------- constructor checks
+@pytest.mark.parametrize("cls, args, kwargs, match", [
+    (nn.Linear, (-1, 2), {}, "Linear: in_features must be a positive int, got -1"),
+    (nn.Linear, (2, 0), {}, "out_features"),
+    (nn.Embedding, (0, 4), {}, "num_embeddings"),
+    (nn.Embedding, (10, 4), {"padding_idx": 10}, "padding_idx must be in"),
+    (nn.Dropout, (1.5,), {}, r"Dropout: p must be in \[0, 1\), got 1.5"),
+    (nn.Dropout, (-0.1,), {}, "p must be in"),
+    (nn.MultiHeadAttention, (8, 0), {}, "n_head must be a positive int"),
+    (nn.CausalSelfAttention, (8, 2), {"dropout": 1.0}, "CausalSelfAttention: dropout"),
+])
+def test_constructor_arguments_are_checked(cls, args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(*args, **kwargs)
+
+
+def test_constructor_argument_types_are_checked():
+    with pytest.raises(TypeError, match="in_features must be an int, got float"):
+        nn.Linear(2.5, 3)
+    with pytest.raises(TypeError, match="p must be a number"):
+        nn.Dropout("0.1")
+    assert nn.Embedding(10, 4, padding_idx=-1).padding_idx == 9  # counted from the end, as in torch
+
+
+def test_layer_reprs_name_their_arguments():
+    assert repr(nn.Linear(4, 16)) == "Linear(in_features=4, out_features=16, bias=True)"
+    assert repr(nn.Linear(4, 16, bias=False)) == "Linear(in_features=4, out_features=16, bias=False)"
+    assert "bias=False" in repr(nn.LayerNorm(4, bias=False)) and "bias" not in repr(nn.LayerNorm(4))
+    assert repr(nn.Embedding(10, 4, padding_idx=0)) == "Embedding(10, 4, padding_idx=0)"
+    assert repr(nn.Embedding(10, 4)) == "Embedding(10, 4)"
+    assert "(c_fc): Linear(in_features=8, out_features=32, bias=True)" in repr(nn.MLP(8))
+
+
+def test_layer_norm_takes_torch_arguments(device):
+    x = tl.randn(2, 3, 4, device=device)
+    for shape in (4, (4,), [4]):
+        ln = nn.LayerNorm(normalized_shape=shape, device=device)
+        assert ln.normalized_shape == (4,) and ln.weight.shape == (4,)
+    assert repr(ln) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True)"
+    plain = nn.LayerNorm(4, elementwise_affine=False, device=device)
+    assert plain.weight is None and plain.bias is None and plain.parameters() == []
+    np.testing.assert_allclose(plain(x).numpy(), ln(x).numpy(), rtol=1e-5, atol=1e-6)  # ones and zeros at first
+    with pytest.raises(ValueError, match="last axis only"):
+        nn.LayerNorm((3, 4))
+
+
+def test_gelu_approximate_argument():
+    assert repr(nn.GELU(approximate="tanh")) == "GELU(approximate='tanh')"
+    with pytest.raises(ValueError, match="only the tanh approximation is implemented"):
+        nn.GELU(approximate="none")
+
+
+def test_attention_takes_one_positional_input(device):
+    attn = nn.MultiHeadAttention(8, 2, device=device)
+    x = tl.randn(1, 3, 8, device=device)
+    with pytest.raises(TypeError, match="self-attention.*got 3 positional arguments"):
+        attn(x, x, x)  # torch's mha(query, key, value)
+    with pytest.raises(TypeError):
+        nn.Block(8, 2, device=device)(x, nn.KVCache(1, 1, 2, 3, 4, device=device))  # kv_cache by keyword only
+
+
+# ---------------------------------------------------------------------------- containers
+def test_sequential_chains_and_indexes(device):
+    seq = nn.Sequential(nn.Linear(4, 8, device=device), nn.ReLU(), nn.Linear(8, 3, device=device), nn.Tanh())
+    x = tl.randn(2, 4, device=device)
+    want = np.tanh(np.maximum(x.numpy() @ seq[0].weight.numpy().T + seq[0].bias.numpy(), 0)
+                   @ seq[2].weight.numpy().T + seq[2].bias.numpy())
+    np.testing.assert_allclose(seq(x).numpy(), want, rtol=1e-5, atol=1e-6)
+    assert len(seq) == 4 and isinstance(seq[-1], nn.Tanh) and [type(m) for m in seq][1] is nn.ReLU
+    head = seq[:2]
+    assert isinstance(head, nn.Sequential) and head(x).shape == (2, 8)
+    assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert nn.Identity(54, unused=1)(x) is x
+    with pytest.raises(TypeError, match="one by one"):
+        nn.Sequential([nn.ReLU(), nn.Tanh()])
+
+
+def test_module_dict_registers_by_key():
+    m = nn.Module()
+    m.heads = nn.ModuleDict({"a": nn.Linear(2, 3), "b": nn.Linear(2, 1, bias=False)})
+    m.heads["c"] = nn.Identity()
+    assert [n for n, _ in m.named_parameters()] == ["heads.a.weight", "heads.a.bias", "heads.b.weight"]
+    assert list(m.heads) == ["a", "b", "c"] and len(m.heads) == 3 and "b" in m.heads
+    assert m.heads["b"].out_features == 1 and [k for k, _ in m.heads.items()] == list(m.heads.keys())
+    del m.heads["c"]
+    assert list(m.heads.values())[-1] is m.heads["b"]
+    with pytest.raises(ValueError, match="without '.'"):
+        m.heads["x.y"] = nn.ReLU()
+    with pytest.raises(TypeError, match="expected a Module"):
+        m.heads["z"] = 3
+
+
+def test_plain_dict_of_modules_is_refused():
+    m = nn.Module()
+    with pytest.raises(TypeError, match="ModuleDict"):
+        m.heads = {"a": nn.Linear(2, 2)}
+    m.config = {"n_embd": 4}  # a dict of plain values is fine
+
+
+# ---------------------------------------------------------------------------- Module helpers
+def test_apply_children_and_requires_grad():
+    m = Tiny()
+    seen = []
+    assert m.apply(lambda mod: seen.append(type(mod).__name__)) is m
+    assert seen == ["Embedding", "Linear", "Linear", "ModuleList", "Linear", "Dropout", "Tiny"]  # children first
+    assert [n for n, _ in m.named_children()] == ["emb", "layers", "head", "drop"]
+    assert list(m.children())[1] is m.layers
+    assert m.requires_grad_(False) is m and not any(p.requires_grad for p in m.parameters())
+    m.layers.requires_grad_()
+    assert [n for n, p in m.named_parameters() if p.requires_grad] == ["layers.0.weight", "layers.0.bias",
+                                                                        "layers.1.weight"]
+    assert m(tl.tensor([[1, 2]])).requires_grad
+
+
+def test_parameters_recurse_false_lists_own_only():
+    m = Tiny()
+    m.scale = nn.Parameter(tl.ones(3))
+    assert [n for n, _ in m.named_parameters(recurse=False)] == ["scale"]
+    assert m.parameters(recurse=False) == [m.scale]
+    assert [n for n, _ in m.layers.named_parameters(prefix="layers")][0] == "layers.0.weight"
+
+
+def test_module_list_extend_insert_setitem():
+    ml = nn.ModuleList([nn.Linear(2, 2)])
+    ml.extend([nn.ReLU(), nn.Linear(2, 3)])
+    ml.insert(0, nn.Tanh())
+    ml[1] = nn.Linear(2, 4)
+    assert [type(m).__name__ for m in ml] == ["Tanh", "Linear", "ReLU", "Linear"]
+    assert [n for n, _ in ml.named_parameters()] == ["1.weight", "1.bias", "3.weight", "3.bias"]
+    assert ml[1].out_features == 4
+    with pytest.raises(TypeError, match=r"ModuleList\[0\]: expected a Module, got int"):
+        ml[0] = 3
+    with pytest.raises(TypeError, match="expected a Module"):
+        nn.ModuleList([nn.ReLU(), "relu"])
+
+
+def test_to_takes_a_dtype_like_torch(device):
+    m = Tiny()
+    assert m.to(tl.float64) is m and all(p.dtype == np.float64 for p in m.parameters())
+    m.to(device, np.float32)
+    assert all(p.dtype == np.float32 and p.device == device for p in m.parameters())
+    m.double().to(device=device)
+    assert all(p.dtype == np.float64 for p in m.parameters())
+    m.float()
+    assert all(p.dtype == np.float32 for p in m.parameters()) and m.head.weight is m.emb.weight
+    assert m.cpu() is m and all(p.device == "cpu" and type(p.data) is np.ndarray for p in m.parameters())
+    with pytest.raises(TypeError, match="floating-point"):
+        m.to(tl.int64)
+    with pytest.raises(TypeError, match="device name"):
+        m.to(3.5)
+
+
+# ---------------------------------------------------------------------------- buffers
+class WithBuffers(nn.Module):
+    def __init__(self):
+        self.lin = nn.Linear(3, 3)
+        self.register_buffer("scale", tl.full((3,), 2.0))
+        self.register_buffer("steps", np.zeros((), np.int64))                 # a raw array is fine too
+        self.register_buffer("cache", tl.zeros(2, 3), persistent=False)
+
+    def forward(self, x):
+        return self.lin(x) * self.scale
+
+
+def test_buffers_are_attributes_state_and_not_parameters():
+    m = nn.Sequential(WithBuffers())
+    assert [n for n, _ in m.named_buffers()] == ["0.scale", "0.steps", "0.cache"]
+    assert m.buffers()[0] is m[0].scale and not m[0].scale.requires_grad
+    assert [n for n, _ in m.named_parameters()] == ["0.lin.weight", "0.lin.bias"]     # not parameters
+    # persistent buffers only; a module's own entries before its submodules', as torch
+    assert list(m.state_dict()) == ["0.scale", "0.steps", "0.lin.weight", "0.lin.bias"]
+    m(tl.randn(2, 3)).sum().backward()
+    assert m[0].scale.grad is None and m[0].lin.weight.grad is not None
+    with pytest.raises(TypeError, match="is a buffer"):
+        m[0].scale = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="already has an attribute 'lin'"):
+        m[0].register_buffer("lin", tl.zeros(1))
+    with pytest.raises(TypeError, match="Parameter"):
+        m[0].register_buffer("w", nn.Parameter(tl.zeros(1)))
+
+
+def test_buffers_move_cast_and_load(device, tmp_path):
+    m = WithBuffers().to(device).double()
+    assert all(b.device == device for b in m.buffers()) and backend.device_of(m.scale.data) == device
+    assert m.scale.dtype == m.cache.dtype == np.float64 and m.steps.dtype == np.int64  # ints stay ints
+    assert m(tl.randn(2, 3, device=device, dtype=np.float64)).shape == (2, 3)
+    other = WithBuffers()
+    other.scale.data[...] = 5.0
+    other.steps.data[...] = 7
+    sd = {k: backend.to_numpy(v) for k, v in other.state_dict().items()}
+    assert m.load_state_dict(sd) == ([], [])
+    np.testing.assert_array_equal(m.scale.numpy(), [5.0, 5.0, 5.0])
+    assert m.scale.dtype == np.float64 and m.steps.item() == 7 and m.scale.device == device
+    with pytest.raises(ValueError, match="missing keys: steps"):
+        m.load_state_dict({k: v for k, v in sd.items() if k != "steps"})
+    # through a checkpoint file, as the training loop saves them
+    from tinylm.checkpoint import load_checkpoint, save_checkpoint
+    save_checkpoint(tmp_path / "ckpt.npz", other.state_dict(), config={})
+    fresh = WithBuffers().to(device)
+    fresh.load_state_dict(load_checkpoint(tmp_path / "ckpt.npz").model)
+    assert fresh.steps.item() == 7 and fresh.scale.numpy()[0] == 5.0
+
+
+# ---------------------------------------------------------------------------- nn.init
+def _init_weights(module):
+    """nanoGPT's GPT._init_weights, written for tinylm."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+def test_init_with_apply_like_nanogpt(device):
+    def make():
+        tl.manual_seed(3)
+        return nn.Sequential(nn.Embedding(300, 64, device=device), nn.Linear(64, 64, device=device)).double()
+    m = make()
+    arrays = [p.data for p in m.parameters()]
+    m.apply(_init_weights)
+    assert all(p.data is a for p, a in zip(m.parameters(), arrays))  # written in place: the same arrays
+    assert all(p.dtype == np.float64 and p.device == device for p in m.parameters())
+    w = m[0].weight.numpy()
+    assert abs(w.std() - 0.02) < 0.002 and abs(w.mean()) < 0.002
+    assert not m[1].bias.numpy().any()
+    again = make().apply(_init_weights)  # same seed, same numbers
+    np.testing.assert_array_equal(again[1].weight.numpy(), m[1].weight.numpy())
+
+
+def test_init_functions(device):
+    t = tl.zeros(1000, device=device)
+    assert nn.init.uniform_(t, -0.5, 0.25) is t
+    u = t.numpy()
+    assert u.min() >= -0.5 and u.max() < 0.25 and u.std() > 0.1 and t.dtype == np.float32
+    np.testing.assert_array_equal(nn.init.constant_(t, 3.5).numpy(), np.full(1000, 3.5, np.float32))
+    assert nn.init.ones_(t).numpy().sum() == 1000 and not nn.init.zeros_(t).numpy().any()
+    with pytest.raises(TypeError, match="expected a Tensor"):
+        nn.init.normal_(np.zeros(3))
+    with pytest.raises(TypeError, match="floating-point"):
+        nn.init.normal_(tl.zeros(3, dtype=tl.int64))
+    with pytest.raises(ValueError, match="std must be >= 0"):
+        nn.init.normal_(t, std=-1.0)
