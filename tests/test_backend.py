@@ -116,3 +116,16 @@ def test_a_cupy_array_is_never_taken_for_host_data():
     with pytest.raises(RuntimeError, match="CuPy"):
         backend.device_of(FakeCupyArray())
     assert backend.device_of(np.ones(2)) == "cpu" and backend.get_array_module(3.0) is np
+
+
+def test_random_draws_in_float16(device):
+    tl.manual_seed(1)
+    x = tl.randn(1000, dtype=np.float16, device=device)
+    u = tl.rand(1000, dtype=np.float16, device=device)
+    assert x.dtype == u.dtype == np.float16
+    un = u.numpy()
+    assert 0.0 <= un.min() and un.max() < 1.0
+    y = tl.F.dropout(x, 0.5)
+    assert y.dtype == np.float16
+    with pytest.raises(TypeError, match="floating-point"):
+        tl.backend.get_generator(device).normal((2,), dtype=np.int64)

@@ -173,17 +173,27 @@ class Generator:
 
     def normal(self, shape, dtype=DEFAULT_DTYPE):
         """Standard normal samples of `shape` and `dtype` (float32 by default), on the device."""
+        dtype, draw = _draw_dtype(dtype)
         if self.device.startswith("cuda"):
-            return self._rng.standard_normal(shape, dtype=dtype)
-        out = self._rng.standard_normal(shape, dtype=dtype)
-        return strict.xp.from_numpy(out) if self.device == "strict" else out
+            out = self._rng.standard_normal(shape, dtype=draw)
+        else:
+            out = self._rng.standard_normal(shape, dtype=draw)
+            out = strict.xp.from_numpy(out) if self.device == "strict" else out
+        return out if draw == dtype else out.astype(dtype)
 
     def uniform(self, shape, dtype=DEFAULT_DTYPE):
         """Uniform samples in [0, 1) of `shape` and `dtype`, on the device."""
+        dtype, draw = _draw_dtype(dtype)
         if self.device.startswith("cuda"):
-            return self._rng.random_sample(shape, dtype=dtype)
-        out = self._rng.random(shape, dtype=dtype)
-        return strict.xp.from_numpy(out) if self.device == "strict" else out
+            out = self._rng.random_sample(shape, dtype=draw)
+        else:
+            out = self._rng.random(shape, dtype=draw)
+            out = strict.xp.from_numpy(out) if self.device == "strict" else out
+        if draw == dtype:
+            return out
+        out = out.astype(dtype)                      # float16: values just below 1 round up to 1
+        out[out >= 1] = np.nextafter(dtype.type(1), dtype.type(0))
+        return out
 
     def integers(self, low, high, shape):
         """Integers in [low, high) of `shape` (int64), on the device."""
@@ -191,6 +201,14 @@ class Generator:
             return self._rng.randint(low, high, size=shape, dtype=np.int64)
         out = self._rng.integers(low, high, size=shape, dtype=np.int64)
         return strict.xp.from_numpy(out) if self.device == "strict" else out
+
+
+def _draw_dtype(dtype):
+    """(dtype, the dtype to draw in): the generators draw float32 or float64, so float16 is drawn as float32."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"random floats need a floating-point dtype, got {dtype}")
+    return dtype, dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
 
 
 _seed = 1337
