@@ -74,8 +74,8 @@ def parse(argv):
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.npz")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="fine-tune a Hugging Face GPT-2 folder (config.json, model.safetensors and its tokenizer "
-                        "files) instead of training from scratch; --block-size crops its positions; lr defaults "
-                        f"to {FINETUNE['lr']:g}")
+                        "files) instead of training from scratch; --block-size crops its positions; a constant lr, "
+                        f"{FINETUNE['lr']:g} unless --lr says otherwise")
     p.add_argument("--sample-chars", type=int, default=200, help="length of the samples printed (0 = none)")
     add_fields(p, GPTConfig, skip=("vocab_size",))
     add_fields(p, TrainConfig)
@@ -112,8 +112,10 @@ def main(argv=None):
         sys.exit(f"--device {device}: {e}")
     preset = args.preset or DEFAULT_PRESET[device]
     run_name = "gpt2-finetune" if args.init_from else args.tokenizer
+    # fine-tuning keeps its lr constant: an --lr given moves min_lr with it (unless --min-lr is given too)
+    finetune = {**FINETUNE, **({"min_lr": args.lr} if args.lr is not None else {})} if args.init_from else {}
     tcfg = TrainConfig.from_preset(preset, **{"out_dir": os.path.join("out", f"shakespeare-{run_name}"),
-                                              **(FINETUNE if args.init_from else {}), **given(args, TrainConfig)})
+                                              **finetune, **given(args, TrainConfig)})
 
     text = load_shakespeare(args.data)
     tok = get_tokenizer(args, text, tcfg.out_dir)
@@ -145,7 +147,7 @@ def main(argv=None):
             print(f"done at step {history.step}: val loss {ev['val_loss']:.4f}, best {history.best_val_loss:.4f}; "
                   f"sample with: python examples/generate.py --checkpoint {best}")
             exact = evaluate(model, data.val, tcfg.batch_size)
-            print(f"val loss over all {len(data.val):,} val tokens (every one a target once): {exact:.4f}")
+            print(f"val loss over all {len(data.val) - 1:,} val targets (every one once): {exact:.4f}")
         else:  # resumed a run that had already finished
             print(f"nothing to do: the run in {tcfg.out_dir} is already at step {history.step} "
                   f"(best val loss {history.best_val_loss:.4f}); sample with: "

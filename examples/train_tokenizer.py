@@ -4,8 +4,9 @@
     python examples/train_tokenizer.py --input my.txt --vocab-size 8192 --pattern gpt4 \
         --special "<|endoftext|>" --out out/my.bpe
 
-The default input is ../shared/data/tinyshakespeare.txt beside the repository, when present.
-The saved file is readable text; load it with `BPETokenizer.load(path)`.
+The default input is tinyshakespeare, found as `tinylm.data.load_shakespeare()` finds it (a
+copy beside the repository, the cache, a download, or the offline corpus of the `examples`
+extra). The saved file is readable text; load it with `BPETokenizer.load(path)`.
 """
 import argparse
 import sys
@@ -13,18 +14,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INPUT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 sys.path.insert(0, str(ROOT))
 
+from tinylm.data import load_shakespeare  # noqa: E402
 from tinylm.tokenizers import PATTERNS, BPETokenizer  # noqa: E402
 
 
 def parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    have_default = DEFAULT_INPUT.is_file()
-    p.add_argument("--input", type=Path, default=DEFAULT_INPUT if have_default else None,
-                   required=not have_default,
-                   help="UTF-8 text file to train on (default: tinyshakespeare from ../shared/data)")
+    p.add_argument("--input", type=Path, default=None,
+                   help="UTF-8 text file to train on (default: tinyshakespeare, via tinylm.data.load_shakespeare)")
     p.add_argument("--vocab-size", type=int, default=4096, help="ids in all: 256 bytes + merges + specials")
     p.add_argument("--pattern", default="gpt2",
                    help=f"split regex: a preset ({', '.join(PATTERNS)}) or a regex string")
@@ -37,9 +36,12 @@ def parse():
 
 def main():
     args = parse()
-    text = args.input.read_text(encoding="utf-8")
+    try:
+        text = args.input.read_text(encoding="utf-8") if args.input else load_shakespeare()
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
     nbytes = len(text.encode("utf-8"))
-    print(f"training on {args.input.name}: {nbytes:,} bytes")
+    print(f"training on {args.input.name if args.input else 'tinyshakespeare'}: {nbytes:,} bytes")
 
     t0 = time.perf_counter()
     tok = BPETokenizer(pattern=args.pattern).train(text, args.vocab_size, special_tokens=args.special,

@@ -175,7 +175,7 @@ def test_example_end_to_end(dev, tmp_path, capsys):
     assert h.stopped == "max_iters" and h.step == 3 and [e["step"] for e in h.evals] == [0, 2, 3]
     out = capsys.readouterr().out
     assert "cpu-small on " + dev in out and "done at step 3" in out and out.count("-" * 40) == 6  # 3 samples
-    assert "val loss over all " in out and " val tokens (every one a target once): " in out
+    assert "val loss over all " in out and " val targets (every one once): " in out
     ck = load_checkpoint(tmp_path / "out" / "last.npz")
     assert ck.step == 3 and ck.tokenizer["type"] == "char" and ck.config["n_layer"] == 1
     assert ck.extra["train_config"]["batch_size"] == 2 and ck.extra["train_config"]["lr"] == 3e-3
@@ -300,6 +300,13 @@ def test_example_fine_tunes_a_gpt2_folder(shared_data, tmp_path, capsys):
     # the fine-tuned weights started from the pretrained ones (cropped positions, same rows)
     np.testing.assert_allclose(ck.model["wpe.weight"], pretrained.wpe.weight.numpy()[:16], atol=1e-3)
     assert "tiny-gpt2 on cpu" in capsys.readouterr().out
+    # an --lr below the default stays constant (min_lr follows it) instead of failing
+    _example().main(["--init-from", str(folder), "--device", "cpu", "--data", str(tmp_path / "text.txt"),
+                     "--out-dir", str(tmp_path / "out2"), "--block-size", "16", "--batch-size", "2",
+                     "--max-iters", "1", "--eval-interval", "1", "--eval-iters", "1", "--sample-chars", "0",
+                     "--no-plot", "--lr", "1e-5"])
+    tc = load_checkpoint(tmp_path / "out2" / "last.npz").extra["train_config"]
+    assert tc["lr"] == tc["min_lr"] == 1e-5
 
 
 def test_crop_block_size_keeps_the_first_positions():
