@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checklist (issues #5 and #7) in as few runs as possible, on a machine with an NVIDIA GPU,
+# The GPU checklist (the test suite, the GPU benchmarks, the char-6L quality run) in as few runs as possible, on a machine with an NVIDIA GPU,
 # CuPy and PyTorch already installed and, perhaps, no network.
 #
 #   bash benchmarks/gpu_session.sh env tests            # versions, the suite on cuda
