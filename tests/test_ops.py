@@ -414,3 +414,18 @@ def test_cached_causal_masks_are_bounded_and_read_only():
     for t in range(1, 40):
         F.causal_mask(t, t, "cpu")
     assert len(ops._mask_cache) <= ops._MASK_CACHE_SIZE
+
+
+def test_functional_argument_errors_name_the_problem(device):
+    x = tl.ones(2, 4, device=device)
+    w = tl.ones(3, 4, device=device)
+    with pytest.raises(ValueError, match=r"bias of shape \(2,\) does not fit weight"):
+        F.linear(x, w, tl.ones(2, device=device))
+    with pytest.raises(ValueError, match="axis 3 is out of range"):
+        F.concat([x, x], axis=3)
+    q = tl.ones(1, 1, 2, 4, device=device)
+    for p in (1.0, -0.1):
+        with pytest.raises(ValueError, match="dropout_p"):
+            F.scaled_dot_product_attention(q, q, q, dropout_p=p)
+    with pytest.raises(TypeError, match="logits must be floats"):
+        F.cross_entropy(tl.tensor([1, 2], device=device), tl.tensor(0, device=device))

@@ -62,6 +62,9 @@ def linear(x, weight, bias=None):
     if x.dtype != weight.dtype:
         raise TypeError(f"linear: input of dtype {x.dtype} with a weight of dtype {weight.dtype}; "
                         f"cast one (x.float(), x.double(), or module.to(dtype))")
+    if bias is not None and (weight.ndim != 2 or bias.shape != weight.shape[:1]):
+        raise ValueError(f"linear: bias of shape {bias.shape} does not fit weight of shape {weight.shape} "
+                         f"(expected ({weight.shape[0]},))")
     return ops.Linear.apply(x, weight, bias)
 
 
@@ -107,6 +110,9 @@ def dropout(x, p=0.5, training=True):
 def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     """Fused log-softmax + NLL. logits (N, V) or (..., V); targets (N,) or (...) integer ids."""
     _check_tensor(logits, "logits", "cross_entropy")
+    if logits.ndim < 1 or logits.dtype.kind != "f":
+        raise TypeError(f"cross_entropy: logits must be floats with a class axis, got shape {logits.shape} "
+                        f"and dtype {logits.dtype}")
     t = targets.data if isinstance(targets, Tensor) else backend.to_device(
         targets if hasattr(targets, "dtype") else np.asarray(targets), logits.device)
     if isinstance(targets, Tensor) and targets.device != logits.device:
@@ -170,6 +176,8 @@ def concat(xs, axis=0, *, dim=None):
     xs = list(xs)
     _check_tensors(xs, "concat")
     ref = xs[0].shape
+    if not -len(ref) <= axis < len(ref):
+        raise ValueError(f"concat: axis {axis} is out of range for tensors of shape {ref}")
     for x in xs[1:]:
         if x.ndim != len(ref) or any(a != b for i, (a, b) in enumerate(zip(x.shape, ref)) if i != axis % len(ref)):
             raise ValueError(f"concat: shapes {ref} and {x.shape} differ outside axis {axis}")
@@ -242,6 +250,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: shapes q {q.shape}, k {k.shape}, v {v.shape} do not fit")
     t_q, t_k = q.shape[-2], k.shape[-2]
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")
     if is_causal and t_q > t_k:
         raise ValueError(f"scaled_dot_product_attention: causal with more queries ({t_q}) than keys ({t_k})")
     scale = 1.0 / math.sqrt(q.shape[-1])
