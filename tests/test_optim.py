@@ -251,3 +251,13 @@ def test_zero_grad():
     assert p.grad is None
     opt.step()  # no gradient: nothing to do
     np.testing.assert_array_equal(p.data, [0.0, 0.0])
+
+
+def test_repr_lists_each_groups_settings():
+    w, b = tl.zeros(2, 2, requires_grad=True), tl.zeros(2, requires_grad=True)
+    opt = optim.AdamW(optim.param_groups({"w": w, "b": b}, 0.1), lr=3e-3, betas=(0.9, 0.95))
+    assert repr(opt) == ("AdamW (\n"
+                         "Parameter Group 0\n    betas: (0.9, 0.95)\n    eps: 1e-08\n    lr: 0.003\n"
+                         "    weight_decay: 0.1\n"
+                         "Parameter Group 1\n    betas: (0.9, 0.95)\n    eps: 1e-08\n    lr: 0.003\n"
+                         "    weight_decay: 0.0\n)")

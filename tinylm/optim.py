@@ -105,6 +105,14 @@ class Optimizer:
         _check("lr", group["lr"])
         _check("weight_decay", group["weight_decay"])
 
+    def __repr__(self):
+        """The settings of each group, not the parameters (PyTorch's layout)."""
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        return "\n".join(lines + [")"])
+
     def zero_grad(self, set_to_none=True):
         """Clear every parameter's gradient (None by default; zeros in place with set_to_none=False)."""
         for group in self.param_groups:
