@@ -261,3 +261,14 @@ def test_repr_lists_each_groups_settings():
                          "    weight_decay: 0.1\n"
                          "Parameter Group 1\n    betas: (0.9, 0.95)\n    eps: 1e-08\n    lr: 0.003\n"
                          "    weight_decay: 0.0\n)")
+
+
+def test_a_module_instead_of_its_parameters_is_named():
+    model = tl.nn.Linear(2, 3)
+    with pytest.raises(TypeError, match=r"AdamW: got a Linear module, not its parameters; pass AdamW\(model.parameters"):
+        optim.AdamW(model)
+    with pytest.raises(TypeError, match="SGD: got a Linear module"):
+        optim.SGD([{"params": model}], lr=0.1)
+    with pytest.raises(TypeError, match=r"pass clip_grad_norm_\(model.parameters"):
+        optim.clip_grad_norm_(model, 1.0)
+    optim.AdamW(model.parameters())  # the right call

@@ -43,10 +43,18 @@ def _check(name, value, low=0.0, high=None, high_open=False):
     return value
 
 
+def _refuse_module(params, where):
+    """Passing the model instead of model.parameters() is an easy slip: say so, not 'not iterable'."""
+    if callable(getattr(params, "parameters", None)):
+        raise TypeError(f"{where}: got a {type(params).__name__} module, not its parameters; "
+                        f"pass {where}(model.parameters())")
+
+
 def _as_params(params, where):
     """A list of Tensors from a Tensor or an iterable of Tensors; TypeError naming anything else."""
     if isinstance(params, Tensor):
         return [params]
+    _refuse_module(params, where)
     if isinstance(params, (str, bytes, dict)):
         raise TypeError(f"{where}: params must be an iterable of Tensors, got {type(params).__name__}")
     out = list(params)
@@ -75,6 +83,7 @@ class Optimizer:
         self.param_groups = []
         self.state = {}  # Tensor -> dict of arrays and a Python int "step"
         self._scratch = {}  # Tensor -> one work buffer of its shape (not part of the state)
+        _refuse_module(params, type(self).__name__)
         params = list(params) if not isinstance(params, Tensor) else [params]
         groups = params if params and all(isinstance(g, dict) for g in params) else [{"params": params}]
         for group in groups:
