@@ -272,3 +272,17 @@ def test_a_module_instead_of_its_parameters_is_named():
     with pytest.raises(TypeError, match=r"pass clip_grad_norm_\(model.parameters"):
         optim.clip_grad_norm_(model, 1.0)
     optim.AdamW(model.parameters())  # the right call
+
+
+def test_a_tensor_set_as_grad_counts_by_its_data(device):
+    # autograd stores arrays, but `p.grad = tl.ones(2)` is what a PyTorch user writes
+    p, q = _param(P0, device), _param(P0, device)
+    opt_p, opt_q = optim.AdamW([p], lr=0.1), optim.AdamW([q], lr=0.1)
+    p.grad = tl.tensor(np.array(G1, np.float32), device=device)
+    _set_grad(q, G1)
+    assert optim.clip_grad_norm_([p], 1.0) == pytest.approx(optim.clip_grad_norm_([q], 1.0))
+    opt_p.step()
+    opt_q.step()
+    np.testing.assert_array_equal(p.numpy(), q.numpy())
+    opt_p.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(to_numpy(p.grad.data), [0.0, 0.0, 0.0])

@@ -64,6 +64,11 @@ def _as_params(params, where):
     return out
 
 
+def _grad(p):
+    """p.grad as an array: a Tensor set by hand (p.grad = tl.ones(2)) counts by its data."""
+    return p.grad.data if isinstance(p.grad, Tensor) else p.grad
+
+
 def param_groups(named_parameters, weight_decay):
     """nanoGPT's two groups: tensors with ndim >= 2 (matmul weights, embeddings) decay; biases and norms don't."""
     items = named_parameters.items() if isinstance(named_parameters, dict) else named_parameters
@@ -129,7 +134,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad[...] = 0
+                    _grad(p)[...] = 0
 
     def _buffer(self, p):
         """A reusable work array shaped like p (saves an allocation per parameter per step)."""
@@ -140,12 +145,13 @@ class Optimizer:
 
     def _params_with_grad(self, group):
         for p in group["params"]:
-            if p.grad is None:
+            g = _grad(p)
+            if g is None:
                 continue
-            if tuple(p.grad.shape) != p.shape or backend.device_of(p.grad) != p.device:
-                raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(p.grad.shape)} on "
-                                 f"'{backend.device_of(p.grad)}' for a parameter of shape {p.shape} on '{p.device}'")
-            yield p, p.data, p.grad.astype(p.dtype, copy=False)
+            if tuple(g.shape) != p.shape or backend.device_of(g) != p.device:
+                raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(g.shape)} on "
+                                 f"'{backend.device_of(g)}' for a parameter of shape {p.shape} on '{p.device}'")
+            yield p, p.data, g.astype(p.dtype, copy=False)
 
     def step(self):
         """Update every parameter that has a gradient, in place."""
@@ -346,7 +352,7 @@ class RMSprop(Optimizer):
 def clip_grad_norm_(params, max_norm, eps=1e-6):
     """Scale all gradients together so their global L2 norm is at most max_norm; return the norm before clipping."""
     max_norm = _check("max_norm", max_norm)
-    grads = [p.grad for p in _as_params(params, "clip_grad_norm_") if p.grad is not None]
+    grads = [_grad(p) for p in _as_params(params, "clip_grad_norm_") if p.grad is not None]
     if not grads:
         return 0.0
     devices = {backend.device_of(g) for g in grads}
