@@ -8,7 +8,7 @@ import pytest
 
 import tinylm as tl
 from tinylm import optim
-from tinylm.backend import to_device, to_numpy
+from tinylm.backend import device_of, to_device, to_numpy
 
 P0 = [1.0, -2.0, 0.5]
 G1 = [0.5, -1.0, 0.25]
@@ -286,3 +286,24 @@ def test_a_tensor_set_as_grad_counts_by_its_data(device):
     np.testing.assert_array_equal(p.numpy(), q.numpy())
     opt_p.zero_grad(set_to_none=False)
     np.testing.assert_array_equal(to_numpy(p.grad.data), [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("name", ["sgd-nesterov", "adamw", "rmsprop"])
+@pytest.mark.parametrize("first, then", [("cpu", "strict"), ("strict", "cpu")])
+def test_state_follows_a_model_moved_between_steps(name, first, then):
+    # the strict device is NumPy underneath, so the moved run must match one that stayed put
+    grads = [np.random.default_rng(i).standard_normal((3, 2)).astype(np.float32) for i in range(3)]
+    runs = []
+    for move in (False, True):
+        tl.manual_seed(0)
+        model = tl.nn.Linear(2, 3, bias=False).to(first)
+        opt = OPTIMIZERS[name](model.parameters())
+        for i, g in enumerate(grads):
+            if move and i == 1:
+                model.to(then)
+            model.weight.grad = to_device(g, model.weight.device)
+            opt.step()
+        buffers = [v for k, v in opt.state[model.weight].items() if k != "step"]
+        assert {device_of(v) for v in buffers} == {then if move else first}
+        runs.append(model.weight.numpy())
+    np.testing.assert_array_equal(runs[0], runs[1])

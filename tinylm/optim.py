@@ -157,7 +157,12 @@ class Optimizer:
         """Update every parameter that has a gradient, in place."""
         for group in self.param_groups:
             for p, w, g in self._params_with_grad(group):
-                self._update(group, p, w, g, self.state.setdefault(p, {}))
+                state = self.state.setdefault(p, {})
+                # the model may have moved (model.to(device)) since the last step: the state follows it
+                for key, value in state.items():
+                    if key != "step" and backend.device_of(value) != p.device:
+                        state[key] = backend.to_device(value, p.device)
+                self._update(group, p, w, g, state)
 
     def _update(self, group, p, w, g, state):
         raise NotImplementedError
