@@ -185,6 +185,25 @@ def test_cosine_scheduler_sets_every_group():
         optim.CosineLR(1.0, 10, 10)
 
 
+def test_cosine_schedule_scales_each_group_from_its_initial_lr():
+    a, b = tl.zeros(2, 2, requires_grad=True), tl.zeros(2, requires_grad=True)
+    opt = optim.AdamW([{"params": [a]}, {"params": [b], "lr": 1e-4}], lr=1e-3)
+    sched = optim.CosineLR(max_lr=2e-3, warmup=2, total=10, min_lr=2e-4)
+    for step in range(12):
+        assert sched.apply(opt, step) == optim.cosine_lr(step, 2e-3, 2, 10, 2e-4)
+        lr0, lr1 = (g["lr"] for g in opt.param_groups)
+        assert lr0 == sched(step)                    # bit for bit: the group at the optimizer's lr
+        assert lr1 == pytest.approx(sched(step) / 10, rel=1e-12)  # a tenth of the lr stays a tenth
+    # initial_lr is how the optimizer was built, not state: a fresh one loaded mid-run scales the same
+    sd = opt.state_dict()
+    assert all("initial_lr" not in g for g in sd["param_groups"])
+    opt2 = optim.AdamW([{"params": [a]}, {"params": [b], "lr": 1e-4}], lr=1e-3)
+    opt2.load_state_dict(sd)
+    sched.apply(opt, 5)
+    sched.apply(opt2, 5)
+    assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
+
+
 @pytest.mark.parametrize("name", ["sgd-nesterov", "adam", "adamw", "rmsprop"])
 def test_state_dict_round_trip_continues_identically(device, name):
     grads = [np.random.default_rng(i).standard_normal((3, 2)).astype(np.float32) for i in range(6)]
@@ -257,10 +276,10 @@ def test_repr_lists_each_groups_settings():
     w, b = tl.zeros(2, 2, requires_grad=True), tl.zeros(2, requires_grad=True)
     opt = optim.AdamW(optim.param_groups({"w": w, "b": b}, 0.1), lr=3e-3, betas=(0.9, 0.95))
     assert repr(opt) == ("AdamW (\n"
-                         "Parameter Group 0\n    betas: (0.9, 0.95)\n    eps: 1e-08\n    lr: 0.003\n"
-                         "    weight_decay: 0.1\n"
-                         "Parameter Group 1\n    betas: (0.9, 0.95)\n    eps: 1e-08\n    lr: 0.003\n"
-                         "    weight_decay: 0.0\n)")
+                         "Parameter Group 0\n    betas: (0.9, 0.95)\n    eps: 1e-08\n    initial_lr: 0.003\n"
+                         "    lr: 0.003\n    weight_decay: 0.1\n"
+                         "Parameter Group 1\n    betas: (0.9, 0.95)\n    eps: 1e-08\n    initial_lr: 0.003\n"
+                         "    lr: 0.003\n    weight_decay: 0.0\n)")
 
 
 def test_a_module_instead_of_its_parameters_is_named():

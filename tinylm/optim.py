@@ -2,7 +2,8 @@
 
 Owns the parameter update. An optimizer holds `param_groups`, a list of dicts with "params"
 (a list of Tensors), "lr", "weight_decay" and the algorithm's other settings, as in PyTorch,
-and per-parameter `state` (moment buffers and a step count). `step()` updates every parameter
+plus "initial_lr" (the lr the group was created with, which LR schedules scale from), and
+per-parameter `state` (moment buffers and a step count). `step()` updates every parameter
 that has a gradient, in place, with whole-array ops on the parameter's own device and in its
 own dtype (float32 stays float32: the scalars are Python floats, which never upcast). The only
 Python loop is over parameters; the bias corrections are folded into two scalars, so AdamW is
@@ -102,7 +103,8 @@ class Optimizer:
             raise TypeError(f"a parameter group must be a dict with a 'params' entry, got {group!r:.80}")
         name = type(self).__name__
         group = {**self.defaults, **group, "params": _as_params(group["params"], name)}
-        unknown = set(group) - set(self.defaults) - {"params"}
+        group.setdefault("initial_lr", group["lr"])            # what LR schedules scale from (PyTorch's key)
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
             raise ValueError(f"{name}: unknown setting(s) {sorted(unknown)} in a parameter group")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
@@ -117,6 +119,7 @@ class Optimizer:
 
     def _validate(self, group):
         _check("lr", group["lr"])
+        _check("initial_lr", group["initial_lr"])
         _check("weight_decay", group["weight_decay"])
 
     def __repr__(self):
@@ -172,11 +175,14 @@ class Optimizer:
         """{"state": [per-parameter dict of arrays and ints, in parameter order], "param_groups": [settings + param indices]}.
 
         The arrays are the live buffers (as in PyTorch): save or copy them before stepping again.
+        A group's initial_lr is left out: like the defaults, it is how the optimizer was built, so a
+        resumed run scales its lrs from the ones it is built with now (and old checkpoints still load).
         """
         flat = [p for g in self.param_groups for p in g["params"]]
         groups, start = [], 0
         for g in self.param_groups:
-            settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items() if k != "params"}
+            settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()
+                        if k not in ("params", "initial_lr")}
             groups.append({**settings, "params": list(range(start, start + len(g["params"])))})
             start += len(g["params"])
         return {"state": [dict(self.state.get(p, {})) for p in flat], "param_groups": groups}
@@ -214,10 +220,11 @@ class Optimizer:
             new_state[p] = st
         settings = []
         for i, sg in enumerate(saved_groups):
-            unknown = set(sg) - set(self.defaults) - {"params"}
+            unknown = set(sg) - set(self.defaults) - {"params", "initial_lr"}
             if unknown:
                 raise ValueError(f"{name}.load_state_dict: group {i} has unknown setting(s) {sorted(unknown)}")
-            s = {k: tuple(v) if isinstance(self.defaults[k], tuple) else v for k, v in sg.items() if k != "params"}
+            s = {k: tuple(v) if isinstance(self.defaults[k], tuple) else v for k, v in sg.items()
+                 if k not in ("params", "initial_lr")}                # a saved initial_lr: see state_dict
             self._validate({**self.param_groups[i], **s})      # check everything before changing anything
             settings.append(s)
         for g, s in zip(self.param_groups, settings):
@@ -404,10 +411,15 @@ class CosineLR:
         return cosine_lr(step, self.max_lr, self.warmup, self.total, self.min_lr)
 
     def apply(self, optimizer, step):
-        """Set the lr of every parameter group of `optimizer` for `step`; return it."""
-        lr = self(step)
+        """Set each group's lr for `step` in proportion to its initial lr; return the schedule's lr at `step`.
+
+        A group created at the optimizer's lr gets the schedule's lr; one created at a tenth of it, a tenth.
+        """
+        lr, base = self(step), optimizer.defaults["lr"]
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            # x * 1.0 == x: a group at the optimizer's lr gets cosine_lr's value bit for bit
+            # (an optimizer built with lr 0 gives no ratio: every group gets the schedule's lr)
+            group["lr"] = lr * (group["initial_lr"] / base) if base else lr
         return lr
 
 
