@@ -204,6 +204,66 @@ def test_cosine_schedule_scales_each_group_from_its_initial_lr():
     assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
 
 
+def test_cosine_scheduler_steps_through_the_same_lrs():
+    # PyTorch's loop: making the scheduler sets step 0's lr, sched.step() after opt.step() moves on
+    a, b = tl.zeros(2, 2, requires_grad=True), tl.zeros(2, requires_grad=True)
+    opt = optim.AdamW([{"params": [a]}, {"params": [b], "lr": 3e-4}], lr=3e-3)
+    sched = optim.CosineLR(opt, warmup=2, total=10, min_lr=3e-4)
+    for step in range(12):
+        want = optim.cosine_lr(step, 3e-3, 2, 10, 3e-4)
+        assert sched.get_last_lr() == [g["lr"] for g in opt.param_groups]
+        assert sched.get_last_lr()[0] == want                  # bit for bit, as the stateless apply(opt, step)
+        assert sched.get_last_lr()[1] == pytest.approx(want / 10, rel=1e-12)
+        opt.step()
+        sched.step()
+    assert sched.state_dict() == {"last_epoch": 12}
+
+
+def test_lambda_lr_scales_each_group_from_its_initial_lr():
+    a, b = tl.zeros(2, requires_grad=True), tl.zeros(2, requires_grad=True)
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.01}], lr=0.1)
+    sched = optim.LambdaLR(opt, lambda step: 1.0 / (step + 1))
+    assert sched.get_last_lr() == [0.1, 0.01]
+    sched.step()
+    assert sched.get_last_lr() == [0.05, 0.005] == [g["lr"] for g in opt.param_groups]
+
+
+@pytest.mark.parametrize("kind", ["cosine", "lambda"])
+def test_a_scheduler_resumes_from_its_json_state(kind):
+    from tinylm.optim.lr_scheduler import CosineLR, LambdaLR  # PyTorch's path works too
+
+    def make():
+        opt = optim.AdamW([tl.zeros(2, requires_grad=True)], lr=0.5)
+        return opt, CosineLR(opt, 2, 10, 0.05) if kind == "cosine" else LambdaLR(opt, lambda step: 0.9 ** step)
+
+    opt, sched = make()
+    for _ in range(5):
+        sched.step()
+    saved = json.loads(json.dumps(sched.state_dict()))     # plain JSON: checkpoints never pickle
+    opt2, sched2 = make()
+    sched2.load_state_dict(saved)
+    assert sched2.get_last_lr() == sched.get_last_lr() == [g["lr"] for g in opt2.param_groups]
+    sched.step()
+    sched2.step()
+    assert sched2.get_last_lr() == sched.get_last_lr()
+    with pytest.raises(ValueError, match="expected {'last_epoch': int >= 0}"):
+        sched2.load_state_dict({"last_epoch": -3})
+
+
+def test_scheduler_errors_are_named():
+    opt = optim.AdamW([tl.zeros(2, requires_grad=True)])
+    with pytest.raises(TypeError, match=r"CosineLR: expected an optimizer such as AdamW\(model.*got Linear"):
+        optim.CosineLR(tl.nn.Linear(2, 2), 0, 10)
+    with pytest.raises(TypeError, match="needs total"):
+        optim.CosineLR(opt, 10)
+    with pytest.raises(TypeError, match="lr_lambda must be a function of the step, got float"):
+        optim.LambdaLR(opt, 0.5)
+    with pytest.raises(ValueError, match=r"invalid lr_lambda\(0\) -1.0"):
+        optim.LambdaLR(opt, lambda step: -1.0)
+    with pytest.raises(RuntimeError, match="made without an optimizer"):
+        optim.CosineLR(max_lr=1.0, warmup=0, total=10).step()
+
+
 @pytest.mark.parametrize("name", ["sgd-nesterov", "adam", "adamw", "rmsprop"])
 def test_state_dict_round_trip_continues_identically(device, name):
     grads = [np.random.default_rng(i).standard_normal((3, 2)).astype(np.float32) for i in range(6)]
@@ -284,7 +344,7 @@ def test_repr_lists_each_groups_settings():
 
 def test_a_module_instead_of_its_parameters_is_named():
     model = tl.nn.Linear(2, 3)
-    with pytest.raises(TypeError, match=r"AdamW: got a Linear module, not its parameters; pass AdamW\(model.parameters"):
+    with pytest.raises(TypeError, match=r"AdamW: got a Linear module, not its parameters; pass AdamW\(model\.param"):
         optim.AdamW(model)
     with pytest.raises(TypeError, match="SGD: got a Linear module"):
         optim.SGD([{"params": model}], lr=0.1)

@@ -1,4 +1,4 @@
-"""Optimizers: SGD (momentum), Adam, AdamW, RMSprop; gradient clipping; warmup + cosine LR.
+"""Optimizers: SGD (momentum), Adam, AdamW, RMSprop; gradient clipping; LR schedules (warmup + cosine).
 
 Owns the parameter update. An optimizer holds `param_groups`, a list of dicts with "params"
 (a list of Tensors), "lr", "weight_decay" and the algorithm's other settings, as in PyTorch,
@@ -18,15 +18,21 @@ m_hat = m / bc1, v_hat = v / bc2, with no pass over the arrays spent on the corr
 
 `state_dict()` is plain data: raw arrays plus JSON-able scalars, the per-parameter state as a
 list in parameter order, so tinylm/checkpoint.py can store it in an .npz without pickle.
-The LR schedule is a pure function of the step (`cosine_lr`), so a resumed run needs only the
-step to get its learning rate back.
+The LR schedule is a pure function of the step (`cosine_lr`). The schedulers `CosineLR` and
+`LambdaLR` (PyTorch's API: `sched.step()` after `opt.step()`, `get_last_lr()`; also found as
+`tinylm.optim.lr_scheduler`) set each group's lr from its initial_lr, and their whole state is
+the step count, so a resumed run needs only the step to get its learning rates back.
 
 Leaves out: AMSGrad, centered RMSprop, fused multi-tensor (flat-buffer) kernels, closures in `step()`,
-learning-rate scheduler objects with their own state (the schedule is stateless).
-Reference: PyTorch's torch.optim docs (SGD, Adam, AdamW, RMSprop; clip_grad_norm_), and
-nanoGPT's train.py (`get_lr`) and model.py (`configure_optimizers`).
+PyTorch's other schedulers (StepLR, OneCycleLR, ...: each is a LambdaLR one-liner), a list of
+lambdas in LambdaLR, `last_epoch=` in scheduler constructors (load_state_dict resumes instead).
+Reference: PyTorch's torch.optim docs (SGD, Adam, AdamW, RMSprop; clip_grad_norm_; lr_scheduler),
+and nanoGPT's train.py (`get_lr`) and model.py (`configure_optimizers`).
 """
 import math
+import numbers
+import sys
+import types
 
 from . import backend
 from .autograd import Tensor
@@ -63,6 +69,14 @@ def _as_params(params, where):
         if not isinstance(p, Tensor):
             raise TypeError(f"{where}: params[{i}] is a {type(p).__name__}, not a Tensor")
     return out
+
+
+def _check_optimizer(optimizer, where):
+    """What a schedule drives must be an Optimizer; TypeError naming anything else."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{where}: expected an optimizer such as AdamW(model.parameters()), "
+                        f"got {type(optimizer).__name__}")
+    return optimizer
 
 
 def _grad(p):
@@ -399,29 +413,132 @@ def cosine_lr(step, max_lr, warmup, total, min_lr=0.0):
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
 
 
-class CosineLR:
-    """The warmup + cosine schedule as an object; `sched.apply(opt, step)` sets every group's lr and returns it."""
+class LRScheduler:
+    """Base of the schedulers tied to an optimizer (PyTorch's lr_scheduler.LRScheduler).
 
-    def __init__(self, max_lr, warmup, total, min_lr=0.0):
-        self.max_lr, self.warmup, self.total, self.min_lr = max_lr, warmup, total, min_lr
+    Making one sets every group's lr for step 0; `step()`, called after each `optimizer.step()`,
+    moves on one step and sets that step's lrs. A subclass gives each group's lr at a step
+    (`_lrs`), scaled from the group's "initial_lr". The state is the step count alone, JSON-able.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = _check_optimizer(optimizer, type(self).__name__)
+        self.last_epoch = -1                                   # PyTorch's name: step() calls so far
+        self.step()                                            # as in PyTorch: step 0's lrs at once
+
+    def _lrs(self, optimizer, step):
+        """[the lr of each parameter group of `optimizer` at `step`]."""
+        raise NotImplementedError
+
+    def _tied(self):
+        if self.optimizer is None:                             # only the stateless CosineLR(max_lr=...) has none
+            name = type(self).__name__
+            raise RuntimeError(f"this {name} was made without an optimizer: make it with {name}(optimizer, ...) "
+                               "to step it, or set the lrs with apply(optimizer, step)")
+        return self.optimizer
+
+    def _set_lrs(self, step):
+        optimizer = self._tied()
+        self._last_lr = self._lrs(optimizer, step)
+        for group, lr in zip(optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
+
+    def step(self):
+        """Move on one step and set its lr in every group: call it after `optimizer.step()`."""
+        self.last_epoch += 1
+        self._set_lrs(self.last_epoch)
+
+    def get_last_lr(self):
+        """[the lr last set in each group]."""
+        self._tied()
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """{"last_epoch": steps so far}: the lrs are a function of the step, so that is all a resume needs."""
+        return {"last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state_dict):
+        """Continue from a saved `state_dict()`: the step count comes back and that step's lrs are set."""
+        last = state_dict.get("last_epoch") if isinstance(state_dict, dict) else None
+        if isinstance(last, bool) or not isinstance(last, int) or last < 0:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected {{'last_epoch': int >= 0}}, "
+                             f"got {state_dict!r:.80}")
+        self.last_epoch = last
+        self._set_lrs(last)
+
+
+class LambdaLR(LRScheduler):
+    """Each group's lr is its initial lr times lr_lambda(step) (PyTorch's LambdaLR).
+
+    E.g. 100 steps of warmup, then constant: `LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))`.
+    The function is code, not state: `state_dict()` holds the step count only.
+    """
+
+    def __init__(self, optimizer, lr_lambda):
+        if not callable(lr_lambda):
+            raise TypeError(f"LambdaLR: lr_lambda must be a function of the step, got {type(lr_lambda).__name__}")
+        self.lr_lambda = lr_lambda
+        super().__init__(optimizer)
+
+    def _lrs(self, optimizer, step):
+        factor = _check(f"lr_lambda({step})", self.lr_lambda(step))
+        return [group["initial_lr"] * factor for group in optimizer.param_groups]
+
+
+class CosineLR(LRScheduler):
+    """Linear warmup, then cosine decay to min_lr (`cosine_lr`, nanoGPT's get_lr), as a scheduler.
+
+    `CosineLR(opt, warmup, total, min_lr)` peaks at the optimizer's lr (the lr= it was built with,
+    or max_lr=); `step()` after each optimizer step moves on. A group created with its own lr keeps
+    its ratio to the optimizer's lr at every step (a tenth of the lr stays a tenth).
+    Made without an optimizer, `CosineLR(max_lr=..., warmup=..., total=..., min_lr=...)` is the
+    stateless form: `sched(step)` is the lr at a step and `sched.apply(opt, step)` sets it, so a
+    resumed run needs only the step (tinylm/train.py works this way).
+    """
+
+    def __init__(self, optimizer=None, warmup=0, total=None, min_lr=0.0, *, max_lr=None):
+        if isinstance(optimizer, numbers.Real) and not isinstance(optimizer, bool) and max_lr is None:
+            optimizer, max_lr = None, optimizer                # the stateless form, CosineLR(max_lr, warmup, total)
+        if optimizer is None and max_lr is None:
+            raise TypeError("CosineLR needs an optimizer, CosineLR(optimizer, warmup, total, min_lr), or max_lr=")
+        if total is None:
+            raise TypeError("CosineLR needs total, the step at which the lr reaches min_lr")
+        if max_lr is None:
+            max_lr = _check_optimizer(optimizer, "CosineLR").defaults["lr"]
         cosine_lr(0, max_lr, warmup, total, min_lr)            # validate now, not at the first step
+        self.max_lr, self.warmup, self.total, self.min_lr = max_lr, warmup, total, min_lr
+        if optimizer is None:
+            self.optimizer, self.last_epoch = None, -1
+        else:
+            super().__init__(optimizer)
 
     def __call__(self, step):
-        """The learning rate at `step`."""
+        """The learning rate at `step` (that of a group at the optimizer's lr)."""
         return cosine_lr(step, self.max_lr, self.warmup, self.total, self.min_lr)
+
+    def _lrs(self, optimizer, step):
+        lr, base = self(step), optimizer.defaults["lr"]
+        # x * 1.0 == x: a group at the optimizer's lr gets cosine_lr's value bit for bit
+        # (an optimizer built with lr 0 gives no ratio: every group gets the schedule's lr)
+        return [lr * (group["initial_lr"] / base) if base else lr for group in optimizer.param_groups]
 
     def apply(self, optimizer, step):
         """Set each group's lr for `step` in proportion to its initial lr; return the schedule's lr at `step`.
 
-        A group created at the optimizer's lr gets the schedule's lr; one created at a tenth of it, a tenth.
+        Stateless: it neither reads nor moves this scheduler's own step count.
         """
-        lr, base = self(step), optimizer.defaults["lr"]
-        for group in optimizer.param_groups:
-            # x * 1.0 == x: a group at the optimizer's lr gets cosine_lr's value bit for bit
-            # (an optimizer built with lr 0 gives no ratio: every group gets the schedule's lr)
-            group["lr"] = lr * (group["initial_lr"] / base) if base else lr
-        return lr
+        _check_optimizer(optimizer, "CosineLR.apply")
+        for group, lr in zip(optimizer.param_groups, self._lrs(optimizer, step)):
+            group["lr"] = lr
+        return self(step)
+
+
+# PyTorch keeps its schedulers in torch.optim.lr_scheduler; the same path works here, both as
+# tl.optim.lr_scheduler.LambdaLR and as `from tinylm.optim.lr_scheduler import LambdaLR`.
+lr_scheduler = types.ModuleType(f"{__name__}.lr_scheduler", "The LR schedulers of tinylm.optim, under PyTorch's path.")
+lr_scheduler.LRScheduler, lr_scheduler.LambdaLR, lr_scheduler.CosineLR = LRScheduler, LambdaLR, CosineLR
+sys.modules[lr_scheduler.__name__] = lr_scheduler              # what the `from ... import` form looks up
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "param_groups", "clip_grad_norm_",
-           "cosine_lr", "CosineLR"]
+           "cosine_lr", "LRScheduler", "LambdaLR", "CosineLR", "lr_scheduler"]
