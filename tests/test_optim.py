@@ -260,8 +260,10 @@ def test_scheduler_errors_are_named():
         optim.LambdaLR(opt, 0.5)
     with pytest.raises(ValueError, match=r"invalid lr_lambda\(0\) -1.0"):
         optim.LambdaLR(opt, lambda step: -1.0)
+    stateless = optim.CosineLR(max_lr=1.0, warmup=0, total=10)
     with pytest.raises(RuntimeError, match="made without an optimizer"):
-        optim.CosineLR(max_lr=1.0, warmup=0, total=10).step()
+        stateless.step()
+    assert stateless.last_epoch == -1
 
 
 @pytest.mark.parametrize("name", ["sgd-nesterov", "adam", "adamw", "rmsprop"])

@@ -445,8 +445,8 @@ class LRScheduler:
 
     def step(self):
         """Move on one step and set its lr in every group: call it after `optimizer.step()`."""
+        self._set_lrs(self.last_epoch + 1)                     # first, so that an error changes nothing
         self.last_epoch += 1
-        self._set_lrs(self.last_epoch)
 
     def get_last_lr(self):
         """[the lr last set in each group]."""
