@@ -8,7 +8,7 @@ import pytest
 
 import tinylm as tl
 from tinylm import optim
-from tinylm.backend import to_device, to_numpy
+from tinylm.backend import device_of, to_device, to_numpy
 
 P0 = [1.0, -2.0, 0.5]
 G1 = [0.5, -1.0, 0.25]
@@ -185,6 +185,87 @@ def test_cosine_scheduler_sets_every_group():
         optim.CosineLR(1.0, 10, 10)
 
 
+def test_cosine_schedule_scales_each_group_from_its_initial_lr():
+    a, b = tl.zeros(2, 2, requires_grad=True), tl.zeros(2, requires_grad=True)
+    opt = optim.AdamW([{"params": [a]}, {"params": [b], "lr": 1e-4}], lr=1e-3)
+    sched = optim.CosineLR(max_lr=2e-3, warmup=2, total=10, min_lr=2e-4)
+    for step in range(12):
+        assert sched.apply(opt, step) == optim.cosine_lr(step, 2e-3, 2, 10, 2e-4)
+        lr0, lr1 = (g["lr"] for g in opt.param_groups)
+        assert lr0 == sched(step)                    # bit for bit: the group at the optimizer's lr
+        assert lr1 == pytest.approx(sched(step) / 10, rel=1e-12)  # a tenth of the lr stays a tenth
+    # initial_lr is how the optimizer was built, not state: a fresh one loaded mid-run scales the same
+    sd = opt.state_dict()
+    assert all("initial_lr" not in g for g in sd["param_groups"])
+    opt2 = optim.AdamW([{"params": [a]}, {"params": [b], "lr": 1e-4}], lr=1e-3)
+    opt2.load_state_dict(sd)
+    sched.apply(opt, 5)
+    sched.apply(opt2, 5)
+    assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]
+
+
+def test_cosine_scheduler_steps_through_the_same_lrs():
+    # PyTorch's loop: making the scheduler sets step 0's lr, sched.step() after opt.step() moves on
+    a, b = tl.zeros(2, 2, requires_grad=True), tl.zeros(2, requires_grad=True)
+    opt = optim.AdamW([{"params": [a]}, {"params": [b], "lr": 3e-4}], lr=3e-3)
+    sched = optim.CosineLR(opt, warmup=2, total=10, min_lr=3e-4)
+    for step in range(12):
+        want = optim.cosine_lr(step, 3e-3, 2, 10, 3e-4)
+        assert sched.get_last_lr() == [g["lr"] for g in opt.param_groups]
+        assert sched.get_last_lr()[0] == want                  # bit for bit, as the stateless apply(opt, step)
+        assert sched.get_last_lr()[1] == pytest.approx(want / 10, rel=1e-12)
+        opt.step()
+        sched.step()
+    assert sched.state_dict() == {"last_epoch": 12}
+
+
+def test_lambda_lr_scales_each_group_from_its_initial_lr():
+    a, b = tl.zeros(2, requires_grad=True), tl.zeros(2, requires_grad=True)
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.01}], lr=0.1)
+    sched = optim.LambdaLR(opt, lambda step: 1.0 / (step + 1))
+    assert sched.get_last_lr() == [0.1, 0.01]
+    sched.step()
+    assert sched.get_last_lr() == [0.05, 0.005] == [g["lr"] for g in opt.param_groups]
+
+
+@pytest.mark.parametrize("kind", ["cosine", "lambda"])
+def test_a_scheduler_resumes_from_its_json_state(kind):
+    from tinylm.optim.lr_scheduler import CosineLR, LambdaLR  # PyTorch's path works too
+
+    def make():
+        opt = optim.AdamW([tl.zeros(2, requires_grad=True)], lr=0.5)
+        return opt, CosineLR(opt, 2, 10, 0.05) if kind == "cosine" else LambdaLR(opt, lambda step: 0.9 ** step)
+
+    opt, sched = make()
+    for _ in range(5):
+        sched.step()
+    saved = json.loads(json.dumps(sched.state_dict()))     # plain JSON: checkpoints never pickle
+    opt2, sched2 = make()
+    sched2.load_state_dict(saved)
+    assert sched2.get_last_lr() == sched.get_last_lr() == [g["lr"] for g in opt2.param_groups]
+    sched.step()
+    sched2.step()
+    assert sched2.get_last_lr() == sched.get_last_lr()
+    with pytest.raises(ValueError, match="expected {'last_epoch': int >= 0}"):
+        sched2.load_state_dict({"last_epoch": -3})
+
+
+def test_scheduler_errors_are_named():
+    opt = optim.AdamW([tl.zeros(2, requires_grad=True)])
+    with pytest.raises(TypeError, match=r"CosineLR: expected an optimizer such as AdamW\(model.*got Linear"):
+        optim.CosineLR(tl.nn.Linear(2, 2), 0, 10)
+    with pytest.raises(TypeError, match="needs total"):
+        optim.CosineLR(opt, 10)
+    with pytest.raises(TypeError, match="lr_lambda must be a function of the step, got float"):
+        optim.LambdaLR(opt, 0.5)
+    with pytest.raises(ValueError, match=r"invalid lr_lambda\(0\) -1.0"):
+        optim.LambdaLR(opt, lambda step: -1.0)
+    stateless = optim.CosineLR(max_lr=1.0, warmup=0, total=10)
+    with pytest.raises(RuntimeError, match="made without an optimizer"):
+        stateless.step()
+    assert stateless.last_epoch == -1
+
+
 @pytest.mark.parametrize("name", ["sgd-nesterov", "adam", "adamw", "rmsprop"])
 def test_state_dict_round_trip_continues_identically(device, name):
     grads = [np.random.default_rng(i).standard_normal((3, 2)).astype(np.float32) for i in range(6)]
@@ -251,3 +332,59 @@ def test_zero_grad():
     assert p.grad is None
     opt.step()  # no gradient: nothing to do
     np.testing.assert_array_equal(p.data, [0.0, 0.0])
+
+
+def test_repr_lists_each_groups_settings():
+    w, b = tl.zeros(2, 2, requires_grad=True), tl.zeros(2, requires_grad=True)
+    opt = optim.AdamW(optim.param_groups({"w": w, "b": b}, 0.1), lr=3e-3, betas=(0.9, 0.95))
+    assert repr(opt) == ("AdamW (\n"
+                         "Parameter Group 0\n    betas: (0.9, 0.95)\n    eps: 1e-08\n    initial_lr: 0.003\n"
+                         "    lr: 0.003\n    weight_decay: 0.1\n"
+                         "Parameter Group 1\n    betas: (0.9, 0.95)\n    eps: 1e-08\n    initial_lr: 0.003\n"
+                         "    lr: 0.003\n    weight_decay: 0.0\n)")
+
+
+def test_a_module_instead_of_its_parameters_is_named():
+    model = tl.nn.Linear(2, 3)
+    with pytest.raises(TypeError, match=r"AdamW: got a Linear module, not its parameters; pass AdamW\(model\.param"):
+        optim.AdamW(model)
+    with pytest.raises(TypeError, match="SGD: got a Linear module"):
+        optim.SGD([{"params": model}], lr=0.1)
+    with pytest.raises(TypeError, match=r"pass clip_grad_norm_\(model.parameters"):
+        optim.clip_grad_norm_(model, 1.0)
+    optim.AdamW(model.parameters())  # the right call
+
+
+def test_a_tensor_set_as_grad_counts_by_its_data(device):
+    # autograd stores arrays, but `p.grad = tl.ones(2)` is what a PyTorch user writes
+    p, q = _param(P0, device), _param(P0, device)
+    opt_p, opt_q = optim.AdamW([p], lr=0.1), optim.AdamW([q], lr=0.1)
+    p.grad = tl.tensor(np.array(G1, np.float32), device=device)
+    _set_grad(q, G1)
+    assert optim.clip_grad_norm_([p], 1.0) == pytest.approx(optim.clip_grad_norm_([q], 1.0))
+    opt_p.step()
+    opt_q.step()
+    np.testing.assert_array_equal(p.numpy(), q.numpy())
+    opt_p.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(to_numpy(p.grad.data), [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("name", ["sgd-nesterov", "adamw", "rmsprop"])
+@pytest.mark.parametrize("first, then", [("cpu", "strict"), ("strict", "cpu")])
+def test_state_follows_a_model_moved_between_steps(name, first, then):
+    # the strict device is NumPy underneath, so the moved run must match one that stayed put
+    grads = [np.random.default_rng(i).standard_normal((3, 2)).astype(np.float32) for i in range(3)]
+    runs = []
+    for move in (False, True):
+        tl.manual_seed(0)
+        model = tl.nn.Linear(2, 3, bias=False).to(first)
+        opt = OPTIMIZERS[name](model.parameters())
+        for i, g in enumerate(grads):
+            if move and i == 1:
+                model.to(then)
+            model.weight.grad = to_device(g, model.weight.device)
+            opt.step()
+        buffers = [v for k, v in opt.state[model.weight].items() if k != "step"]
+        assert {device_of(v) for v in buffers} == {then if move else first}
+        runs.append(model.weight.numpy())
+    np.testing.assert_array_equal(runs[0], runs[1])

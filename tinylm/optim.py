@@ -1,8 +1,9 @@
-"""Optimizers: SGD (momentum), Adam, AdamW, RMSprop; gradient clipping; warmup + cosine LR.
+"""Optimizers: SGD (momentum), Adam, AdamW, RMSprop; gradient clipping; LR schedules (warmup + cosine).
 
 Owns the parameter update. An optimizer holds `param_groups`, a list of dicts with "params"
 (a list of Tensors), "lr", "weight_decay" and the algorithm's other settings, as in PyTorch,
-and per-parameter `state` (moment buffers and a step count). `step()` updates every parameter
+plus "initial_lr" (the lr the group was created with, which LR schedules scale from), and
+per-parameter `state` (moment buffers and a step count). `step()` updates every parameter
 that has a gradient, in place, with whole-array ops on the parameter's own device and in its
 own dtype (float32 stays float32: the scalars are Python floats, which never upcast). The only
 Python loop is over parameters; the bias corrections are folded into two scalars, so AdamW is
@@ -17,15 +18,21 @@ m_hat = m / bc1, v_hat = v / bc2, with no pass over the arrays spent on the corr
 
 `state_dict()` is plain data: raw arrays plus JSON-able scalars, the per-parameter state as a
 list in parameter order, so tinylm/checkpoint.py can store it in an .npz without pickle.
-The LR schedule is a pure function of the step (`cosine_lr`), so a resumed run needs only the
-step to get its learning rate back.
+The LR schedule is a pure function of the step (`cosine_lr`). The schedulers `CosineLR` and
+`LambdaLR` (PyTorch's API: `sched.step()` after `opt.step()`, `get_last_lr()`; also found as
+`tinylm.optim.lr_scheduler`) set each group's lr from its initial_lr, and their whole state is
+the step count, so a resumed run needs only the step to get its learning rates back.
 
 Leaves out: AMSGrad, centered RMSprop, fused multi-tensor (flat-buffer) kernels, closures in `step()`,
-learning-rate scheduler objects with their own state (the schedule is stateless).
-Reference: PyTorch's torch.optim docs (SGD, Adam, AdamW, RMSprop; clip_grad_norm_), and
-nanoGPT's train.py (`get_lr`) and model.py (`configure_optimizers`).
+PyTorch's other schedulers (StepLR, OneCycleLR, ...: each is a LambdaLR one-liner), a list of
+lambdas in LambdaLR, `last_epoch=` in scheduler constructors (load_state_dict resumes instead).
+Reference: PyTorch's torch.optim docs (SGD, Adam, AdamW, RMSprop; clip_grad_norm_; lr_scheduler),
+and nanoGPT's train.py (`get_lr`) and model.py (`configure_optimizers`).
 """
 import math
+import numbers
+import sys
+import types
 
 from . import backend
 from .autograd import Tensor
@@ -43,10 +50,18 @@ def _check(name, value, low=0.0, high=None, high_open=False):
     return value
 
 
+def _refuse_module(params, where):
+    """Passing the model instead of model.parameters() is an easy slip: say so, not 'not iterable'."""
+    if callable(getattr(params, "parameters", None)):
+        raise TypeError(f"{where}: got a {type(params).__name__} module, not its parameters; "
+                        f"pass {where}(model.parameters())")
+
+
 def _as_params(params, where):
     """A list of Tensors from a Tensor or an iterable of Tensors; TypeError naming anything else."""
     if isinstance(params, Tensor):
         return [params]
+    _refuse_module(params, where)
     if isinstance(params, (str, bytes, dict)):
         raise TypeError(f"{where}: params must be an iterable of Tensors, got {type(params).__name__}")
     out = list(params)
@@ -54,6 +69,19 @@ def _as_params(params, where):
         if not isinstance(p, Tensor):
             raise TypeError(f"{where}: params[{i}] is a {type(p).__name__}, not a Tensor")
     return out
+
+
+def _check_optimizer(optimizer, where):
+    """What a schedule drives must be an Optimizer; TypeError naming anything else."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{where}: expected an optimizer such as AdamW(model.parameters()), "
+                        f"got {type(optimizer).__name__}")
+    return optimizer
+
+
+def _grad(p):
+    """p.grad as an array: a Tensor set by hand (p.grad = tl.ones(2)) counts by its data."""
+    return p.grad.data if isinstance(p.grad, Tensor) else p.grad
 
 
 def param_groups(named_parameters, weight_decay):
@@ -75,6 +103,7 @@ class Optimizer:
         self.param_groups = []
         self.state = {}  # Tensor -> dict of arrays and a Python int "step"
         self._scratch = {}  # Tensor -> one work buffer of its shape (not part of the state)
+        _refuse_module(params, type(self).__name__)
         params = list(params) if not isinstance(params, Tensor) else [params]
         groups = params if params and all(isinstance(g, dict) for g in params) else [{"params": params}]
         for group in groups:
@@ -88,7 +117,8 @@ class Optimizer:
             raise TypeError(f"a parameter group must be a dict with a 'params' entry, got {group!r:.80}")
         name = type(self).__name__
         group = {**self.defaults, **group, "params": _as_params(group["params"], name)}
-        unknown = set(group) - set(self.defaults) - {"params"}
+        group.setdefault("initial_lr", group["lr"])            # what LR schedules scale from (PyTorch's key)
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
             raise ValueError(f"{name}: unknown setting(s) {sorted(unknown)} in a parameter group")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
@@ -103,7 +133,16 @@ class Optimizer:
 
     def _validate(self, group):
         _check("lr", group["lr"])
+        _check("initial_lr", group["initial_lr"])
         _check("weight_decay", group["weight_decay"])
+
+    def __repr__(self):
+        """The settings of each group, not the parameters (PyTorch's layout)."""
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
+        return "\n".join(lines + [")"])
 
     def zero_grad(self, set_to_none=True):
         """Clear every parameter's gradient (None by default; zeros in place with set_to_none=False)."""
@@ -112,7 +151,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad[...] = 0
+                    _grad(p)[...] = 0
 
     def _buffer(self, p):
         """A reusable work array shaped like p (saves an allocation per parameter per step)."""
@@ -123,18 +162,24 @@ class Optimizer:
 
     def _params_with_grad(self, group):
         for p in group["params"]:
-            if p.grad is None:
+            g = _grad(p)
+            if g is None:
                 continue
-            if tuple(p.grad.shape) != p.shape or backend.device_of(p.grad) != p.device:
-                raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(p.grad.shape)} on "
-                                 f"'{backend.device_of(p.grad)}' for a parameter of shape {p.shape} on '{p.device}'")
-            yield p, p.data, p.grad.astype(p.dtype, copy=False)
+            if tuple(g.shape) != p.shape or backend.device_of(g) != p.device:
+                raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(g.shape)} on "
+                                 f"'{backend.device_of(g)}' for a parameter of shape {p.shape} on '{p.device}'")
+            yield p, p.data, g.astype(p.dtype, copy=False)
 
     def step(self):
         """Update every parameter that has a gradient, in place."""
         for group in self.param_groups:
             for p, w, g in self._params_with_grad(group):
-                self._update(group, p, w, g, self.state.setdefault(p, {}))
+                state = self.state.setdefault(p, {})
+                # the model may have moved (model.to(device)) since the last step: the state follows it
+                for key, value in state.items():
+                    if key != "step" and backend.device_of(value) != p.device:
+                        state[key] = backend.to_device(value, p.device)
+                self._update(group, p, w, g, state)
 
     def _update(self, group, p, w, g, state):
         raise NotImplementedError
@@ -144,11 +189,14 @@ class Optimizer:
         """{"state": [per-parameter dict of arrays and ints, in parameter order], "param_groups": [settings + param indices]}.
 
         The arrays are the live buffers (as in PyTorch): save or copy them before stepping again.
+        A group's initial_lr is left out: like the defaults, it is how the optimizer was built, so a
+        resumed run scales its lrs from the ones it is built with now (and old checkpoints still load).
         """
         flat = [p for g in self.param_groups for p in g["params"]]
         groups, start = [], 0
         for g in self.param_groups:
-            settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items() if k != "params"}
+            settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()
+                        if k not in ("params", "initial_lr")}
             groups.append({**settings, "params": list(range(start, start + len(g["params"])))})
             start += len(g["params"])
         return {"state": [dict(self.state.get(p, {})) for p in flat], "param_groups": groups}
@@ -186,10 +234,11 @@ class Optimizer:
             new_state[p] = st
         settings = []
         for i, sg in enumerate(saved_groups):
-            unknown = set(sg) - set(self.defaults) - {"params"}
+            unknown = set(sg) - set(self.defaults) - {"params", "initial_lr"}
             if unknown:
                 raise ValueError(f"{name}.load_state_dict: group {i} has unknown setting(s) {sorted(unknown)}")
-            s = {k: tuple(v) if isinstance(self.defaults[k], tuple) else v for k, v in sg.items() if k != "params"}
+            s = {k: tuple(v) if isinstance(self.defaults[k], tuple) else v for k, v in sg.items()
+                 if k not in ("params", "initial_lr")}                # a saved initial_lr: see state_dict
             self._validate({**self.param_groups[i], **s})      # check everything before changing anything
             settings.append(s)
         for g, s in zip(self.param_groups, settings):
@@ -329,7 +378,7 @@ class RMSprop(Optimizer):
 def clip_grad_norm_(params, max_norm, eps=1e-6):
     """Scale all gradients together so their global L2 norm is at most max_norm; return the norm before clipping."""
     max_norm = _check("max_norm", max_norm)
-    grads = [p.grad for p in _as_params(params, "clip_grad_norm_") if p.grad is not None]
+    grads = [_grad(p) for p in _as_params(params, "clip_grad_norm_") if p.grad is not None]
     if not grads:
         return 0.0
     devices = {backend.device_of(g) for g in grads}
@@ -364,24 +413,132 @@ def cosine_lr(step, max_lr, warmup, total, min_lr=0.0):
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (max_lr - min_lr)
 
 
-class CosineLR:
-    """The warmup + cosine schedule as an object; `sched.apply(opt, step)` sets every group's lr and returns it."""
+class LRScheduler:
+    """Base of the schedulers tied to an optimizer (PyTorch's lr_scheduler.LRScheduler).
 
-    def __init__(self, max_lr, warmup, total, min_lr=0.0):
-        self.max_lr, self.warmup, self.total, self.min_lr = max_lr, warmup, total, min_lr
+    Making one sets every group's lr for step 0; `step()`, called after each `optimizer.step()`,
+    moves on one step and sets that step's lrs. A subclass gives each group's lr at a step
+    (`_lrs`), scaled from the group's "initial_lr". The state is the step count alone, JSON-able.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = _check_optimizer(optimizer, type(self).__name__)
+        self.last_epoch = -1                                   # PyTorch's name: step() calls so far
+        self.step()                                            # as in PyTorch: step 0's lrs at once
+
+    def _lrs(self, optimizer, step):
+        """[the lr of each parameter group of `optimizer` at `step`]."""
+        raise NotImplementedError
+
+    def _tied(self):
+        if self.optimizer is None:                             # only the stateless CosineLR(max_lr=...) has none
+            name = type(self).__name__
+            raise RuntimeError(f"this {name} was made without an optimizer: make it with {name}(optimizer, ...) "
+                               "to step it, or set the lrs with apply(optimizer, step)")
+        return self.optimizer
+
+    def _set_lrs(self, step):
+        optimizer = self._tied()
+        self._last_lr = self._lrs(optimizer, step)
+        for group, lr in zip(optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
+
+    def step(self):
+        """Move on one step and set its lr in every group: call it after `optimizer.step()`."""
+        self._set_lrs(self.last_epoch + 1)                     # first, so that an error changes nothing
+        self.last_epoch += 1
+
+    def get_last_lr(self):
+        """[the lr last set in each group]."""
+        self._tied()
+        return list(self._last_lr)
+
+    def state_dict(self):
+        """{"last_epoch": steps so far}: the lrs are a function of the step, so that is all a resume needs."""
+        return {"last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state_dict):
+        """Continue from a saved `state_dict()`: the step count comes back and that step's lrs are set."""
+        last = state_dict.get("last_epoch") if isinstance(state_dict, dict) else None
+        if isinstance(last, bool) or not isinstance(last, int) or last < 0:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected {{'last_epoch': int >= 0}}, "
+                             f"got {state_dict!r:.80}")
+        self.last_epoch = last
+        self._set_lrs(last)
+
+
+class LambdaLR(LRScheduler):
+    """Each group's lr is its initial lr times lr_lambda(step) (PyTorch's LambdaLR).
+
+    E.g. 100 steps of warmup, then constant: `LambdaLR(opt, lambda step: min(1.0, (step + 1) / 100))`.
+    The function is code, not state: `state_dict()` holds the step count only.
+    """
+
+    def __init__(self, optimizer, lr_lambda):
+        if not callable(lr_lambda):
+            raise TypeError(f"LambdaLR: lr_lambda must be a function of the step, got {type(lr_lambda).__name__}")
+        self.lr_lambda = lr_lambda
+        super().__init__(optimizer)
+
+    def _lrs(self, optimizer, step):
+        factor = _check(f"lr_lambda({step})", self.lr_lambda(step))
+        return [group["initial_lr"] * factor for group in optimizer.param_groups]
+
+
+class CosineLR(LRScheduler):
+    """Linear warmup, then cosine decay to min_lr (`cosine_lr`, nanoGPT's get_lr), as a scheduler.
+
+    `CosineLR(opt, warmup, total, min_lr)` peaks at the optimizer's lr (the lr= it was built with,
+    or max_lr=); `step()` after each optimizer step moves on. A group created with its own lr keeps
+    its ratio to the optimizer's lr at every step (a tenth of the lr stays a tenth).
+    Made without an optimizer, `CosineLR(max_lr=..., warmup=..., total=..., min_lr=...)` is the
+    stateless form: `sched(step)` is the lr at a step and `sched.apply(opt, step)` sets it, so a
+    resumed run needs only the step (tinylm/train.py works this way).
+    """
+
+    def __init__(self, optimizer=None, warmup=0, total=None, min_lr=0.0, *, max_lr=None):
+        if isinstance(optimizer, numbers.Real) and not isinstance(optimizer, bool) and max_lr is None:
+            optimizer, max_lr = None, optimizer                # the stateless form, CosineLR(max_lr, warmup, total)
+        if optimizer is None and max_lr is None:
+            raise TypeError("CosineLR needs an optimizer, CosineLR(optimizer, warmup, total, min_lr), or max_lr=")
+        if total is None:
+            raise TypeError("CosineLR needs total, the step at which the lr reaches min_lr")
+        if max_lr is None:
+            max_lr = _check_optimizer(optimizer, "CosineLR").defaults["lr"]
         cosine_lr(0, max_lr, warmup, total, min_lr)            # validate now, not at the first step
+        self.max_lr, self.warmup, self.total, self.min_lr = max_lr, warmup, total, min_lr
+        if optimizer is None:
+            self.optimizer, self.last_epoch = None, -1
+        else:
+            super().__init__(optimizer)
 
     def __call__(self, step):
-        """The learning rate at `step`."""
+        """The learning rate at `step` (that of a group at the optimizer's lr)."""
         return cosine_lr(step, self.max_lr, self.warmup, self.total, self.min_lr)
 
+    def _lrs(self, optimizer, step):
+        lr, base = self(step), optimizer.defaults["lr"]
+        # x * 1.0 == x: a group at the optimizer's lr gets cosine_lr's value bit for bit
+        # (an optimizer built with lr 0 gives no ratio: every group gets the schedule's lr)
+        return [lr * (group["initial_lr"] / base) if base else lr for group in optimizer.param_groups]
+
     def apply(self, optimizer, step):
-        """Set the lr of every parameter group of `optimizer` for `step`; return it."""
-        lr = self(step)
-        for group in optimizer.param_groups:
+        """Set each group's lr for `step` in proportion to its initial lr; return the schedule's lr at `step`.
+
+        Stateless: it neither reads nor moves this scheduler's own step count.
+        """
+        _check_optimizer(optimizer, "CosineLR.apply")
+        for group, lr in zip(optimizer.param_groups, self._lrs(optimizer, step)):
             group["lr"] = lr
-        return lr
+        return self(step)
+
+
+# PyTorch keeps its schedulers in torch.optim.lr_scheduler; the same path works here, both as
+# tl.optim.lr_scheduler.LambdaLR and as `from tinylm.optim.lr_scheduler import LambdaLR`.
+lr_scheduler = types.ModuleType(f"{__name__}.lr_scheduler", "The LR schedulers of tinylm.optim, under PyTorch's path.")
+lr_scheduler.LRScheduler, lr_scheduler.LambdaLR, lr_scheduler.CosineLR = LRScheduler, LambdaLR, CosineLR
+sys.modules[lr_scheduler.__name__] = lr_scheduler              # what the `from ... import` form looks up
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "param_groups", "clip_grad_norm_",
-           "cosine_lr", "CosineLR"]
+           "cosine_lr", "LRScheduler", "LambdaLR", "CosineLR", "lr_scheduler"]
