@@ -388,3 +388,11 @@ def test_state_follows_a_model_moved_between_steps(name, first, then):
         assert {device_of(v) for v in buffers} == {then if move else first}
         runs.append(model.weight.numpy())
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_clip_grad_norm_of_float16_gradients_does_not_overflow(device):
+    p = tl.nn.Parameter(tl.zeros(4, dtype=np.float16, device=device))
+    p.grad = tl.backend.to_device(np.full(4, 150.0, np.float16), device)      # norm 300: squares overflow float16
+    total = tl.optim.clip_grad_norm_([p], 1.0)
+    assert abs(total - 300.0) < 0.5
+    np.testing.assert_allclose(tl.backend.to_numpy(p.grad).astype(np.float64), 0.5, rtol=1e-3)

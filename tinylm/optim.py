@@ -385,10 +385,12 @@ def clip_grad_norm_(params, max_norm, eps=1e-6):
     if len(devices) > 1:
         raise ValueError(f"clip_grad_norm_: gradients on several devices {sorted(devices)}")
     xp = backend.get_array_module(grads[0])
-    sq = [xp.vdot(g.ravel(), g.ravel()) if g.ndim else g * g for g in grads]  # one 0-d sum of squares each
+    # one 0-d sum of squares each, in float32 at least (a float16 sum of squares overflows at a norm of 256)
+    wide = [g if g.dtype.itemsize >= 4 else g.astype(backend.DEFAULT_DTYPE) for g in grads]
+    sq = [xp.vdot(g.ravel(), g.ravel()) if g.ndim else g * g for g in wide]
     total = float(xp.sqrt(xp.stack(sq).sum()))                # one device -> host sync
     coef = max_norm / (total + eps)
-    if coef < 1.0:                                             # False for nan/inf: gradients left as they are
+    if coef < 1.0:                                             # inf: gradients zeroed (as PyTorch); nan: left alone
         for g in grads:
             g *= coef
     return total
