@@ -458,3 +458,35 @@ def test_pow_zero_has_a_zero_gradient_at_zero(device):
     x = tl.tensor([0.0, 2.0], device=device, requires_grad=True)
     (x ** 0).sum().backward()
     assert tl.backend.to_numpy(x.grad).tolist() == [0.0, 0.0]
+
+
+def test_retain_grad_keeps_an_intermediate_gradient(device):
+    x = tl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    h = (x * 3.0).retain_grad()
+    y = h * h
+    y.retain_grad()
+    (y.sum() + h.sum()).backward()
+    np.testing.assert_allclose(tl.backend.to_numpy(h.grad), 2 * np.array([3.0, 6.0]) + 1)   # both paths summed
+    np.testing.assert_allclose(tl.backend.to_numpy(y.grad), [1.0, 1.0])
+    np.testing.assert_allclose(tl.backend.to_numpy(x.grad), 3 * (2 * np.array([3.0, 6.0]) + 1))
+    assert (x * 2.0).grad is None                              # not retained: no gradient kept
+
+
+def test_gradcheck_takes_pytorchs_tuple_of_inputs():
+    x = tl.randn(3, dtype=tl.float64, requires_grad=True)
+    assert tl.gradcheck(lambda a: a.tanh(), (x,))
+
+
+def test_save_and_load_a_state_dict(tmp_path, device):
+    m = tl.nn.Linear(3, 2, device=device)
+    path = tl.save(m.state_dict(), tmp_path / "m.npz")
+    m2 = tl.nn.Linear(3, 2, device=device)
+    m2.load_state_dict(tl.load(path, device=device))
+    np.testing.assert_array_equal(m2.weight.numpy(), m.weight.numpy())
+    with pytest.raises(TypeError, match="state_dict"):
+        tl.save([1, 2], tmp_path / "x.npz")
+
+
+def test_sample_next_gives_a_tensor_for_tensor_logits(device):
+    nxt = tl.sample_next(tl.randn(2, 5, device=device), temperature=0)
+    assert isinstance(nxt, tl.Tensor) and nxt.shape == (2,) and nxt.dtype == np.int64 and nxt.device == device

@@ -150,13 +150,32 @@ def triu(t, diagonal=0):
     return t * Tensor._make(keep, t.device)
 
 
+def save(state_dict, path):
+    """Write a model's state_dict ({name: array or Tensor}) to `path`: one .npz, atomically, no pickle.
+
+    `tl.save(model.state_dict(), "model.npz")`; `tinylm.checkpoint.save_checkpoint` saves a whole
+    run (optimizer, config, tokenizer, step). Returns the path.
+    """
+    from .checkpoint import save_checkpoint
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"save: expected a state_dict (a dict of arrays), got {type(state_dict).__name__}")
+    return save_checkpoint(path, {k: v.data if isinstance(v, Tensor) else v for k, v in state_dict.items()})
+
+
+def load(path, device="cpu"):
+    """The state_dict written by `save`, as {name: array} on `device`, read without pickle:
+    `model.load_state_dict(tl.load("model.npz"))`."""
+    from .checkpoint import load_checkpoint
+    return {k: backend.to_device(v, device) for k, v in load_checkpoint(path).model.items()}
+
+
 float32, float64, int32, int64, bool_ = np.float32, np.float64, np.int32, np.int64, np.bool_
 long, bool = int64, bool_   # PyTorch's names (tl.bool shadows the builtin only inside this module's namespace)
 
 __all__ = [
     "Tensor", "Function", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "rand", "randint",
     "arange", "zeros_like", "ones_like", "full_like", "randn_like", "rand_like", "tril", "triu",
-    "cat", "concat", "stack", "where", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
+    "cat", "concat", "stack", "where", "save", "load", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
     "inference_mode", "manual_seed",
     "gpu_available", "get_array_module", "parse_device", "sum_to", "gradcheck", "GradcheckError",
     "F", "functional", "backend", "optim", "data", "checkpoint", "nn", "train",

@@ -240,7 +240,7 @@ class Tensor:
     axis is taken (NumPy's `axis=`/`keepdims=` are the same thing).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_idx", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_idx", "name", "_retain", "__weakref__")
     __array_ufunc__ = None  # `numpy_array + tensor` defers to Tensor.__radd__
     __array_priority__ = 1000
 
@@ -261,6 +261,7 @@ class Tensor:
         self._ctx = None
         self._idx = 0
         self.name = None
+        self._retain = False
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got dtype {data.dtype}")
         self.requires_grad = bool(requires_grad)
@@ -269,6 +270,7 @@ class Tensor:
     def _make(cls, data, device):
         t = object.__new__(cls)
         t.data, t.device, t.grad, t._ctx, t._idx, t.name, t.requires_grad = data, device, None, None, 0, None, False
+        t._retain = False
         return t
 
     # ------------------------------------------------------------------ properties
@@ -395,6 +397,13 @@ class Tensor:
         """Drop the accumulated gradient (grad = None)."""
         self.grad = None
 
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in `.grad` at the next backward() (leaves always do)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self._retain = True
+        return self
+
     def astype(self, dtype):
         """A copy cast to `dtype` (differentiable between float dtypes)."""
         return ops.Cast.apply(self, dtype=np.dtype(dtype))
@@ -452,8 +461,9 @@ class Tensor:
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward(): gradient shape {tuple(grad.shape)} != tensor shape {self.shape}")
             grad = grad.astype(self.dtype, copy=False)
-        if self._ctx is None:  # a leaf
+        if self._ctx is None or self._retain:  # a leaf, or a tensor that keeps its gradient
             _accumulate(self, grad)
+        if self._ctx is None:
             return
         order = _topological_order(self._ctx)
         pending = {id(self._ctx): [None] * self._ctx.n_out}
@@ -485,9 +495,9 @@ class Tensor:
                 if tuple(gx.shape) != x.shape or gx.dtype != x.dtype:
                     raise RuntimeError(f"{fn.name}.backward gave a gradient of shape {tuple(gx.shape)} and dtype "
                                        f"{gx.dtype} for an input of shape {x.shape} and dtype {x.dtype}")
-                if x._ctx is None:
+                if x._ctx is None or x._retain:
                     _accumulate(x, gx)
-                else:
+                if x._ctx is not None:
                     slot = pending.setdefault(id(x._ctx), [None] * x._ctx.n_out)
                     prev = slot[x._idx]
                     slot[x._idx] = gx if prev is None else prev + gx  # out of place: gx may be shared

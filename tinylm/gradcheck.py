@@ -28,6 +28,8 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     `fn(*inputs)` returns a Tensor or a tuple of Tensors. Every input that requires grad must
     be float64 (float32 central differences are too coarse to judge a backward pass).
     """
+    if len(inputs) == 1 and isinstance(inputs[0], (tuple, list)):
+        inputs = tuple(inputs[0])                              # PyTorch's form: gradcheck(fn, (x, y))
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad")

@@ -69,7 +69,12 @@ def _softmax(logits):
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
-    """Token ids (B,) int64, one per row of logits (B, V): temperature 0 is argmax (greedy)."""
+    """Token ids (B,) int64, one per row of logits (B, V): temperature 0 is argmax (greedy).
+
+    A Tensor of logits gives a Tensor of ids, an array an array.
+    """
+    if isinstance(logits, Tensor):
+        return Tensor._make(sample_next(logits.data, temperature, top_k, top_p, generator), logits.device)
     logits = _raw(logits)
     xp = backend.get_array_module(logits)
     if not temperature >= 0 or temperature == float("inf"):        # also refuses nan
