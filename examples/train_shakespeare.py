@@ -49,7 +49,11 @@ def field_comments(cls):
 
 def add_fields(parser, cls, skip=()):
     """One flag per dataclass field (--n-layer for n_layer), default None so the preset fills it in."""
-    group = parser.add_argument_group(f"{cls.__name__} fields (default: the preset's)")
+    values = {name: ", ".join(f"{f.name}={getattr(cls.from_preset(name), f.name)}" for f in dataclasses.fields(cls)
+                              if f.name not in skip and f.name not in ("out_dir",)) for name in PRESETS}
+    group = parser.add_argument_group(
+        f"{cls.__name__} fields (default: the preset's)",
+        "; ".join(f"{name}: {v}" for name, v in values.items()))
     helps = field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
