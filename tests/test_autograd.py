@@ -490,3 +490,146 @@ def test_save_and_load_a_state_dict(tmp_path, device):
 def test_sample_next_gives_a_tensor_for_tensor_logits(device):
     nxt = tl.sample_next(tl.randn(2, 5, device=device), temperature=0)
     assert isinstance(nxt, tl.Tensor) and nxt.shape == (2,) and nxt.dtype == np.int64 and nxt.device == device
+
+
+# ---------------------------------------------------------------------------- second bug hunt
+def test_in_place_changes_after_use_are_refused_by_backward(device):
+    a = tl.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    b = tl.tensor([2.0, 2.0, 2.0], device=device)
+    y = (a * b).sum()
+    b += 10                                                    # b was saved by Mul
+    with pytest.raises(RuntimeError, match="changed in place"):
+        y.backward()
+    w = tl.nn.Parameter(tl.tensor([1.0, 2.0], device=device))
+    loss = (w * w).sum()
+    with tl.no_grad():
+        w -= 0.5
+    with pytest.raises(RuntimeError, match="changed in place"):
+        loss.backward()
+    e = a.exp()
+    with tl.no_grad():
+        e += 1                                                 # an output saved for backward
+    with pytest.raises(RuntimeError, match="changed in place"):
+        e.sum().backward()
+    loss = (w * w).sum()                                       # a graph built after the change is fine
+    loss.backward()
+    np.testing.assert_allclose(tl.backend.to_numpy(w.grad), [1.0, 3.0])
+
+
+def test_grad_modes_are_reentrant_and_decorate_generators():
+    @tl.no_grad()
+    def f(n):
+        return f(n - 1) if n else tl.is_grad_enabled()
+    assert f(3) is False and tl.is_grad_enabled()
+
+    @tl.no_grad()
+    def gen():
+        yield (tl.ones(1, requires_grad=True) * 2).requires_grad
+    assert list(gen()) == [False]
+    with tl.inference_mode(False):
+        assert tl.is_grad_enabled()
+
+    @tl.set_grad_enabled(False)
+    def h():
+        return tl.is_grad_enabled()
+    assert tl.is_grad_enabled() and h() is False and tl.is_grad_enabled()
+
+    @tl.enable_grad
+    def e():
+        return tl.is_grad_enabled()
+    with tl.no_grad():
+        assert e() is True and not tl.is_grad_enabled()
+
+
+def test_sigmoid_keeps_tiny_values(device):
+    x = tl.tensor([-20.0, -40.0, 0.0, 30.0], dtype=tl.float64, device=device, requires_grad=True)
+    y = x.sigmoid()
+    np.testing.assert_allclose(y.numpy(), 1 / (1 + np.exp([20.0, 40.0, 0.0, -30.0])), rtol=1e-12)
+    y.log().sum().backward()
+    assert np.isfinite(tl.backend.to_numpy(x.grad)).all()
+    assert tl.tensor([-20.0], device=device).sigmoid().item() > 0
+
+
+def test_tril_triu_keep_infinities_and_need_a_matrix():
+    m = tl.triu(tl.full((3, 3), float("-inf")), 1)
+    assert np.isneginf(m.numpy()[0, 1]) and (m.numpy()[np.tril_indices(3)] == 0).all()
+    with pytest.raises(ValueError, match="at least 2 axes"):
+        tl.tril(tl.ones(3))
+
+
+def test_split_and_chunk_default_to_the_first_axis():
+    assert [p.shape for p in tl.ones(3, 4).split(2)] == [(2, 4), (1, 4)]
+    assert [p.shape for p in F.split(tl.ones(3, 4), np.int64(2), dim=1)] == [(3, 2), (3, 2)]
+    with pytest.raises(ValueError, match="chunks"):
+        tl.ones(4).chunk(0)
+
+
+def test_numpy_array_copies_and_contains():
+    x = tl.tensor([1.0, 2.0, 3.0])
+    a = np.array(x)
+    a[0] = 99
+    assert x.tolist()[0] == 1.0
+    assert 2.0 in x and 7.0 not in x
+
+
+def test_min_argmin_of_unsigned_and_bool_tensors():
+    u = tl.tensor(np.array([3, 0, 5], np.uint16))
+    assert u.min().item() == 0 and u.argmin().item() == 1
+    assert tl.tensor([True, False]).min().item() is False or tl.tensor([True, False]).min().item() == 0
+    assert tl.tensor([[1.0, 5.0]]).argmax(keepdim=True).shape == (1, 1)
+
+
+def test_std_of_a_constant_has_a_zero_gradient(device):
+    x = tl.tensor([1.0, 1.0, 1.0], device=device, requires_grad=True)
+    x.std().backward()
+    assert tl.backend.to_numpy(x.grad).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_max_dim_sends_the_gradient_to_the_returned_index(device):
+    x = tl.tensor([[1.0, 1.0, 0.0]], device=device, requires_grad=True)
+    values, indices = x.max(dim=1)
+    values.sum().backward()
+    assert indices.tolist() == [0] and tl.backend.to_numpy(x.grad).tolist() == [[1.0, 0.0, 0.0]]
+    v, i = x.min(dim=1, keepdim=True)
+    assert v.shape == i.shape == (1, 1) and i.tolist() == [[2]]
+
+
+def test_more_dtype_rules():
+    i = tl.arange(3)
+    assert (i ** 2).dtype == np.int64 and (2 ** i).tolist() == [1, 2, 4]
+    for t in (i ** 0.5, i.exp(), i.sqrt(), i.tanh(), i.sigmoid(), i.var(), i.std(), i.softmax()):
+        assert t.dtype == np.float32
+    c = tl.tensor([True, False, True])
+    assert F.where(c, i, 0.5).dtype == np.float32 and F.where(c, tl.ones(3), i).dtype == np.float32
+    assert tl.cat([tl.ones(2), tl.arange(2)]).dtype == np.float32
+    assert i.masked_fill(c, 1.5).tolist() == [1, 1, 1] and i.masked_fill(c, 1.5).dtype == np.int64
+    assert tl.full((2,), True).dtype == np.bool_ and tl.full((2,), 3).dtype == np.int64
+    assert tl.full(size=(2,), fill_value=1.5).dtype == np.float32
+    with pytest.raises(TypeError, match="one Tensor"):
+        tl.cat(tl.ones(2, 2))
+
+
+def test_a_tensor_assigned_to_grad_accumulates_and_moves():
+    w = tl.tensor([1.0, 2.0], requires_grad=True)
+    w.grad = tl.ones(2)
+    (w * w).sum().backward()
+    np.testing.assert_allclose(tl.backend.to_numpy(w.grad), [3.0, 5.0])
+    m = tl.nn.Linear(2, 1)
+    m.weight.grad = tl.ones(1, 2)
+    m.to("strict")
+    assert tl.backend.device_of(m.weight.grad) == "strict"
+
+
+def test_attention_weights_of_a_row_masked_everywhere_are_zeros(device):
+    q = tl.randn(1, 1, 2, 4, device=device, requires_grad=True)
+    m = tl.tensor([[True, True], [False, False]], device=device)
+    out, w = F.scaled_dot_product_attention(q, q, q, attn_mask=m, return_weights=True)
+    assert np.isfinite(out.numpy()).all() and (w.numpy()[0, 0, 1] == 0).all()
+    out.sum().backward()
+    assert np.isfinite(tl.backend.to_numpy(q.grad)).all()
+
+
+def test_to_another_tensor_takes_its_device_and_dtype():
+    x = tl.ones(2)
+    y = x.to(tl.zeros(1, dtype=tl.float64, device="strict"))
+    assert y.device == "strict" and y.dtype == np.float64

@@ -494,3 +494,18 @@ def test_init_functions(device):
         nn.init.normal_(tl.zeros(3, dtype=tl.int64))
     with pytest.raises(ValueError, match="std must be >= 0"):
         nn.init.normal_(t, std=-1.0)
+
+
+def test_shared_modules_are_visited_once_and_buffers_can_be_deleted():
+    lin = nn.Linear(2, 2)
+    seq = nn.Sequential(lin, lin)
+    seen = []
+    seq.apply(seen.append)
+    assert len(seen) == 2 and list(seq.children()) == [lin]
+    m = nn.Linear(2, 2)
+    m.register_buffer("tmp", tl.zeros(2))
+    del m.tmp
+    assert "tmp" not in m.state_dict() and list(m.named_buffers()) == []
+    d = nn.ModuleDict({"a": nn.Linear(1, 1)})
+    d.update(nn.ModuleDict({"b": nn.Linear(1, 1)}))
+    assert len(list(d.children())) == 2

@@ -396,3 +396,16 @@ def test_clip_grad_norm_of_float16_gradients_does_not_overflow(device):
     total = tl.optim.clip_grad_norm_([p], 1.0)
     assert abs(total - 300.0) < 0.5
     np.testing.assert_allclose(tl.backend.to_numpy(p.grad).astype(np.float64), 0.5, rtol=1e-3)
+
+
+def test_a_tensor_lr_is_stored_as_a_float_and_stateless_cosine_uses_the_largest_group_lr():
+    p = tl.nn.Parameter(tl.ones(2))
+    opt = optim.SGD([p], lr=tl.tensor(0.1))
+    assert type(opt.param_groups[0]["lr"]) is float
+    p.grad = np.ones(2, np.float32)
+    opt.step()
+    np.testing.assert_allclose(p.numpy(), 0.9, rtol=1e-6)
+    a, b = tl.nn.Parameter(tl.ones(1)), tl.nn.Parameter(tl.ones(1))
+    opt = optim.AdamW([{"params": [a], "lr": 6e-4}, {"params": [b], "lr": 6e-5}])
+    optim.CosineLR(max_lr=6e-4, warmup=0, total=100).apply(opt, 0)
+    assert opt.param_groups[0]["lr"] == 6e-4 and abs(opt.param_groups[1]["lr"] - 6e-5) < 1e-18

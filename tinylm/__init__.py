@@ -69,9 +69,15 @@ def ones(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
     return _factory(lambda xp, s, d: xp.ones(s, dtype=d), shape, dtype, device, requires_grad, size)
 
 
-def full(shape, value, dtype=None, device="cpu", requires_grad=False):
-    """A tensor of `shape` filled with `value`."""
-    return _factory(lambda xp, s, d: xp.full(s, value, dtype=d), (shape,), dtype, device, requires_grad)
+def full(shape=None, value=None, dtype=None, device="cpu", requires_grad=False, *, size=None, fill_value=None):
+    """A tensor of `shape` filled with `value`: bool for a bool, int64 for an int, else float32 (as PyTorch)."""
+    value = value if fill_value is None else fill_value
+    if value is None:
+        raise TypeError("full(shape, value): the fill value is missing")
+    if dtype is None:
+        dtype = np.bool_ if isinstance(value, builtins.bool) else np.int64 if isinstance(value, int) else None
+    return _factory(lambda xp, s, d: xp.full(s, value, dtype=d), () if shape is None else (shape,), dtype, device,
+                    requires_grad, size)
 
 
 def randn(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
@@ -141,13 +147,22 @@ def rand_like(t, dtype=None, requires_grad=False):
 
 def tril(t, diagonal=0):
     """The lower triangle of the last two axes (the rest zero), e.g. a causal mask: `tril(ones(T, T))`."""
-    return t * Tensor._make(backend.get_array_module(t.data).tri(*t.shape[-2:], k=diagonal, dtype=bool), t.device)
+    return _triangle(t, diagonal, "tril")
 
 
 def triu(t, diagonal=0):
-    """The upper triangle of the last two axes (the rest zero)."""
-    keep = ~backend.get_array_module(t.data).tri(*t.shape[-2:], k=diagonal - 1, dtype=bool)
-    return t * Tensor._make(keep, t.device)
+    """The upper triangle of the last two axes (the rest zero), e.g. `triu(full((T, T), -inf), 1)`."""
+    return _triangle(t, diagonal, "triu")
+
+
+def _triangle(t, diagonal, fn):
+    if not isinstance(t, Tensor) or t.ndim < 2:
+        raise ValueError(f"{fn}: needs a Tensor with at least 2 axes, got "
+                         f"{t.shape if isinstance(t, Tensor) else type(t).__name__}")
+    keep = backend.get_array_module(t.data).tri(*t.shape[-2:], k=diagonal if fn == "tril" else diagonal - 1, dtype=bool)
+    if fn == "triu":
+        keep = ~keep
+    return t.masked_fill(Tensor._make(~keep, t.device), 0)      # a fill, not a product: -inf * 0 would be nan
 
 
 def save(state_dict, path):

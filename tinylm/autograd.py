@@ -12,9 +12,11 @@ run, unless `retain_graph=True`.
 Leaves out: the ops themselves (tinylm/ops.py), devices (tinylm/backend.py).
 Reference: DeZero steps 1-60, micrograd's `Value`, PyTorch's `torch.autograd` semantics.
 """
-import contextlib
+import functools
+import inspect
 import math
 import time
+import weakref
 from collections import namedtuple
 
 import numpy as np
@@ -30,17 +32,46 @@ def is_grad_enabled():
     return _grad_enabled
 
 
-class _GradMode(contextlib.ContextDecorator):
+class _GradMode:
+    """Sets grad mode inside a `with` block or a decorated function (None: leaves it as it is).
+
+    Re-entrant: each entry keeps its own previous mode, so recursion and nesting restore it.
+    """
+
     def __init__(self, enabled):
         self.enabled = enabled
+        self._prev = []
 
     def __enter__(self):
         global _grad_enabled
-        self.prev, _grad_enabled = _grad_enabled, self.enabled
+        self._prev.append(_grad_enabled)
+        if self.enabled is not None:
+            _grad_enabled = self.enabled
 
     def __exit__(self, *exc):
         global _grad_enabled
-        _grad_enabled = self.prev
+        _grad_enabled = self._prev.pop()
+
+    def __call__(self, fn):
+        enabled = self.enabled
+        if inspect.isgeneratorfunction(fn):                    # the mode holds while the body runs
+            @functools.wraps(fn)
+            def generator(*args, **kwargs):
+                it = fn(*args, **kwargs)
+                while True:
+                    with _GradMode(enabled):
+                        try:
+                            item = next(it)
+                        except StopIteration as stop:
+                            return stop.value
+                    yield item
+            return generator
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _GradMode(enabled):
+                return fn(*args, **kwargs)
+        return wrapper
 
 
 def no_grad(fn=None):
@@ -51,21 +82,27 @@ def no_grad(fn=None):
     return _GradMode(False)(fn) if callable(fn) else _GradMode(False)
 
 
-inference_mode = no_grad  # PyTorch's stricter no_grad; here the same thing
-
-
-def enable_grad():
+def enable_grad(fn=None):
     """Context manager and decorator: turn graph recording back on inside `no_grad()`."""
-    return _GradMode(True)
+    return _GradMode(True)(fn) if callable(fn) else _GradMode(True)
+
+
+def inference_mode(mode=True):
+    """PyTorch's stricter no_grad; here no_grad itself. `inference_mode(False)` changes nothing."""
+    if callable(mode):
+        return no_grad(mode)
+    return _GradMode(False if mode else None)
 
 
 class set_grad_enabled:
     """Turn graph recording on or off: as a call (`set_grad_enabled(False)`) it stays so; as
-    `with set_grad_enabled(training):` the old mode comes back at the end of the block."""
+    `with set_grad_enabled(training):` the old mode comes back at the end of the block; as a
+    decorator `@set_grad_enabled(False)` it holds while the function runs."""
 
     def __init__(self, mode):
         global _grad_enabled
-        self.prev, _grad_enabled = _grad_enabled, bool(mode)
+        self.mode = bool(mode)
+        self.prev, _grad_enabled = _grad_enabled, self.mode
 
     def __enter__(self):
         return self
@@ -73,6 +110,11 @@ class set_grad_enabled:
     def __exit__(self, *exc):
         global _grad_enabled
         _grad_enabled = self.prev
+
+    def __call__(self, fn):
+        global _grad_enabled
+        _grad_enabled = self.prev                              # a decorator changes nothing until called
+        return _GradMode(self.mode)(fn)
 
 
 # ----------------------------------------------------------------------------- profiling
@@ -198,6 +240,8 @@ class Function:
             outs = (Tensor._make(np.asarray(ys) if isinstance(ys, np.generic) else ys, device),)
         if needs_grad and _grad_enabled:
             fn.args = args
+            fn.versions = [a._version if isinstance(a, Tensor) else None for a in args]
+            fn.outs = [weakref.ref(o) for o in outs]
             fn.n_out = len(outs)
             fn.out_meta = [(o.data.shape, o.data.dtype) for o in outs]
             for i, o in enumerate(outs):
@@ -240,7 +284,8 @@ class Tensor:
     axis is taken (NumPy's `axis=`/`keepdims=` are the same thing).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_idx", "name", "_retain", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_idx", "name", "_retain", "_version",
+                 "__weakref__")
     __array_ufunc__ = None  # `numpy_array + tensor` defers to Tensor.__radd__
     __array_priority__ = 1000
 
@@ -262,6 +307,7 @@ class Tensor:
         self._idx = 0
         self.name = None
         self._retain = False
+        self._version = 0  # counts in-place changes, so backward can refuse data changed under it
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got dtype {data.dtype}")
         self.requires_grad = bool(requires_grad)
@@ -270,7 +316,7 @@ class Tensor:
     def _make(cls, data, device):
         t = object.__new__(cls)
         t.data, t.device, t.grad, t._ctx, t._idx, t.name, t.requires_grad = data, device, None, None, 0, None, False
-        t._retain = False
+        t._retain, t._version = False, 0
         return t
 
     # ------------------------------------------------------------------ properties
@@ -331,7 +377,11 @@ class Tensor:
         """np.asarray(tensor) for a CPU tensor; other devices refuse, as CuPy does (use .numpy())."""
         if self.device != "cpu":
             raise TypeError(f"a tensor on '{self.device}' is not converted to NumPy implicitly; use .numpy()")
-        return self.data if dtype is None else self.data.astype(dtype)
+        out = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return out.copy() if copy and out is self.data else out
+
+    def __contains__(self, value):
+        return bool((self == value).any())
 
     def __repr__(self):
         body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(", threshold=60)
@@ -361,7 +411,7 @@ class Tensor:
         requires_grad and grad); a tensor made by ops stays in the graph (gradients flow back).
         """
         for a in args:
-            d, t = _device_or_dtype(a)
+            d, t = (a.device, a.dtype) if isinstance(a, Tensor) else _device_or_dtype(a)   # to(other): its both
             device, dtype = d or device, t if t is not None else dtype
         x = self
         if dtype is not None and x.dtype != np.dtype(dtype):
@@ -375,7 +425,7 @@ class Tensor:
             return y
         t = Tensor(backend.to_device(x.data, device), device=device, requires_grad=x.requires_grad)
         if x.grad is not None:
-            t.grad = backend.to_device(x.grad, device)
+            t.grad = backend.to_device(_raw_grad(x.grad), device)
         return t
 
     def cpu(self):
@@ -475,6 +525,7 @@ class Tensor:
             if getattr(fn, "freed", False):
                 raise RuntimeError(f"backward() through {fn.name} a second time: its saved arrays were freed; "
                                    "call backward(retain_graph=True) the first time")
+            _check_versions(fn)
             gys = [g if g is not None else xp.zeros(s, dtype=d) for g, (s, d) in zip(gys, fn.out_meta)]
             fn.retained = retain_graph  # an op may reuse its saved buffers when the graph is not kept
             prof = _profiler
@@ -536,6 +587,10 @@ class Tensor:
         """x ** exponent for a scalar exponent."""
         if isinstance(exponent, Tensor) or not isinstance(exponent, (int, float, np.number)):
             raise TypeError(f"pow supports a scalar exponent only, got {type(exponent).__name__}")
+        if self.dtype.kind != "f":
+            if isinstance(exponent, (int, np.integer)) and exponent >= 0:   # ints stay ints, as PyTorch
+                return Tensor._make(self.data ** int(exponent), self.device)
+            return _floats(self) ** exponent
         return ops.Pow.apply(self, exponent=float(exponent))
 
     pow = __pow__
@@ -544,7 +599,9 @@ class Tensor:
         """base ** x for a positive scalar base, as exp(x log(base))."""
         if isinstance(base, (bool, np.bool_)) or not isinstance(base, (int, float, np.number)) or base <= 0:
             raise ValueError(f"base ** tensor needs a positive scalar base, got {base!r}")
-        return (self * math.log(base)).exp()
+        if self.dtype.kind != "f" and isinstance(base, (int, np.integer)):
+            return Tensor._make(int(base) ** self.data, self.device)      # 2 ** int tensor: ints, as PyTorch
+        return (_floats(self) * math.log(base)).exp()
 
     def __abs__(self):
         """|x|, elementwise."""
@@ -569,6 +626,7 @@ class Tensor:
         else:
             other = _scalar(other)
         getattr(backend.get_array_module(self.data), ufunc)(self.data, other, out=self.data)
+        self._version += 1
         return self
 
     def __iadd__(self, other):
@@ -655,39 +713,58 @@ class Tensor:
         PyTorch's form `x.max(dim=1)` returns (values, indices), as PyTorch does.
         """
         if dim is not None:
-            return self._with_indices(dim, keepdim, self.max, self.argmax)
+            return self._with_indices(dim, keepdim, self.argmax)
         axis, keepdims = _dims(axis, None, keepdims, keepdim, self.ndim, "max")
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        """Minimum over `axis` (as -max(-x)); `x.min(dim=1)` returns (values, indices), as PyTorch."""
+        """Minimum over `axis` (as -max(-x) for floats); `x.min(dim=1)` returns (values, indices), as PyTorch."""
         if dim is not None:
-            return self._with_indices(dim, keepdim, self.min, self.argmin)
+            return self._with_indices(dim, keepdim, self.argmin)
+        if self.dtype.kind != "f":                             # no gradient; and -x would wrap unsigned ints
+            axis, keepdims = _dims(axis, None, keepdims, keepdim, self.ndim, "min")
+            return Tensor._make(self.data.min(axis=axis, keepdims=keepdims), self.device)
         return -((-self).max(axis, keepdims, keepdim=keepdim))
 
-    def _with_indices(self, dim, keepdim, values, indices):
+    def _with_indices(self, dim, keepdim, indices):
+        """(values, indices) along `dim`: the values gathered at the indices, so the gradient goes to
+        that one element (PyTorch's rule), not shared among ties."""
         keepdim = bool(keepdim)
-        return ValuesIndices(values(dim, keepdim), indices(dim=dim, keepdim=keepdim))
+        axis = _one_axis(dim, self.ndim, "max/min")
+        idx = indices(dim=axis, keepdim=True)                  # (..., 1, ...)
+        xp = backend.get_array_module(self.data)
+        index = tuple(idx.data if a == axis else xp.arange(n).reshape((-1,) + (1,) * (self.ndim - a - 1))
+                      for a, n in enumerate(self.shape))
+        values = self[index]                                   # a gather: GetItem's backward scatters
+        if not keepdim:
+            values, idx = values.squeeze(axis), idx.squeeze(axis)
+        return ValuesIndices(values, idx)
 
     def var(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
         """Variance over `axis` with `correction` (1: unbiased, as PyTorch; 0: biased)."""
         axis, keepdims = _dims(axis, dim, keepdims, keepdim, self.ndim, "var")
-        return ops.Var.apply(self, axis=axis, keepdims=keepdims, correction=correction)
+        return ops.Var.apply(_floats(self), axis=axis, keepdims=keepdims, correction=correction)
 
     def std(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
-        """Standard deviation: the square root of var() (correction 1 by default, as PyTorch)."""
-        return self.var(axis, keepdims, correction, dim=dim, keepdim=keepdim).sqrt()
+        """Standard deviation: the square root of var() (correction 1 by default, as PyTorch);
+        the gradient of a constant's std is 0, as PyTorch's."""
+        return ops.Sqrt.apply(self.var(axis, keepdims, correction, dim=dim, keepdim=keepdim), zero_at_zero=True)
 
     def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         """Indices of the maxima (no gradient)."""
-        axis = _one_axis(axis if dim is None else dim, self.ndim, "argmax")
-        keepdims = bool(keepdims if keepdim is None else keepdim) and axis is not None
-        out = self.data.argmax(axis=axis)
-        return Tensor._make(out.reshape(out.shape[:axis] + (1,) + out.shape[axis:]) if keepdims else out, self.device)
+        return self._arg("argmax", axis, keepdims, dim, keepdim)
 
     def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         """Indices of the minima (no gradient)."""
-        return (-self).argmax(axis, keepdims, dim=dim, keepdim=keepdim)
+        return self._arg("argmin", axis, keepdims, dim, keepdim)
+
+    def _arg(self, fn, axis, keepdims, dim, keepdim):
+        axis = _one_axis(axis if dim is None else dim, self.ndim, fn)
+        keepdims = bool(keepdims if keepdim is None else keepdim)
+        out = getattr(self.data, fn)(axis=axis)
+        if keepdims:                                           # the reduced axis (all of them for None) kept as 1
+            out = out.reshape((1,) * self.ndim if axis is None else out.shape[:axis] + (1,) + out.shape[axis:])
+        return Tensor._make(out, self.device)
 
     def reshape(self, *shape):
         """The same data in a new shape (one axis may be -1)."""
@@ -729,6 +806,8 @@ class Tensor:
 
     def chunk(self, chunks, dim=0):
         """`chunks` pieces along `dim`, each ceil(n / chunks) long (the last may be shorter), as PyTorch."""
+        if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
+            raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
         n = self.shape[_one_axis(dim, self.ndim, "chunk")]
         return self.split(max(-(-n // chunks), 1), dim)
 
@@ -750,19 +829,19 @@ class Tensor:
 
     def exp(self):
         """e ** x, elementwise."""
-        return ops.Exp.apply(self)
+        return ops.Exp.apply(_floats(self))
 
     def log(self):
         """Natural logarithm, elementwise."""
-        return ops.Log.apply(self)
+        return ops.Log.apply(_floats(self))
 
     def sqrt(self):
         """Square root, elementwise."""
-        return ops.Sqrt.apply(self)
+        return ops.Sqrt.apply(_floats(self))
 
     def tanh(self):
         """Hyperbolic tangent, elementwise."""
-        return ops.Tanh.apply(self)
+        return ops.Tanh.apply(_floats(self))
 
     def relu(self):
         """max(x, 0), elementwise."""
@@ -770,7 +849,7 @@ class Tensor:
 
     def sigmoid(self):
         """1 / (1 + exp(-x)), elementwise."""
-        return ops.Sigmoid.apply(self)
+        return ops.Sigmoid.apply(_floats(self))
 
     def clamp(self, min=None, max=None):
         """x limited to [min, max] (either may be None); no gradient where it was clipped."""
@@ -785,24 +864,34 @@ class Tensor:
 
     def gelu(self):
         """GPT-2's GELU, tanh form."""
-        return ops.Gelu.apply(self)
+        return ops.Gelu.apply(_floats(self))
 
     def softmax(self, axis=-1, *, dim=None):
         """exp(x) / sum(exp(x)) along `axis` (stable)."""
-        return ops.Softmax.apply(self, axis=_one_axis(axis if dim is None else dim, self.ndim, "softmax"))
+        return ops.Softmax.apply(_floats(self), axis=_one_axis(axis if dim is None else dim, self.ndim, "softmax"))
 
     def log_softmax(self, axis=-1, *, dim=None):
         """x - logsumexp(x) along `axis` (stable)."""
-        return ops.LogSoftmax.apply(self, axis=_one_axis(axis if dim is None else dim, self.ndim, "log_softmax"))
+        return ops.LogSoftmax.apply(_floats(self), axis=_one_axis(axis if dim is None else dim, self.ndim, "log_softmax"))
 
     def masked_fill(self, mask, value):
-        """Where `mask` (bool, broadcastable) is true, `value`; elsewhere self."""
-        return ops.Where.apply(_mask(mask, self), _scalar(value), self)
+        """Where `mask` (bool, broadcastable) is true, `value`; elsewhere self (its dtype kept)."""
+        value = _scalar(value)
+        if self.dtype.kind == "b":
+            value = bool(value)
+        elif self.dtype.kind in "iu":
+            value = int(value)                                 # an integer tensor stays integer, as PyTorch
+        return ops.Where.apply(_mask(mask, self), value, self)
 
-    def split(self, split_size_or_sections, axis=-1, *, dim=None):
-        """Pieces of `split_size` (int) or of the given sizes (list) along `axis`, as torch.split."""
+    def split(self, split_size_or_sections, axis=0, *, dim=None):
+        """Pieces of `split_size` (int) or of the given sizes (list) along `axis` (the first by default), as torch.split."""
         from .functional import split
         return split(self, split_size_or_sections, axis if dim is None else dim)
+
+
+def _floats(x):
+    """x itself, or as float32 when it holds integers or booleans (PyTorch gives float32 there, NumPy float64)."""
+    return x if x.dtype.kind == "f" else x.astype(backend.DEFAULT_DTYPE)
 
 
 def _device_or_dtype(arg):
@@ -918,9 +1007,24 @@ def _index(index, like):
     return tuple(one(i) for i in index) if isinstance(index, tuple) else one(index)
 
 
+def _check_versions(fn):
+    """Refuse to differentiate through a Function whose inputs or outputs were changed in place since."""
+    changed = [x for x, v in zip(fn.args, fn.versions) if v is not None and x._version != v]
+    changed += [o for o in (r() for r in fn.outs) if o is not None and o._version]
+    if changed:
+        raise RuntimeError(f"backward through {fn.name}: a tensor of shape {changed[0].shape} it used was changed "
+                           "in place afterwards (+=, -=, ... or nn.init), so its gradient would be wrong; "
+                           "change a copy, or make the change before building the graph")
+
+
+def _raw_grad(g):
+    """A gradient as an array (a Tensor someone assigned to .grad gives its data)."""
+    return g.data if isinstance(g, Tensor) else g
+
+
 def _accumulate(leaf, grad):
     """Leaves accumulate out of place; the first gradient is copied so no two leaves share one."""
-    leaf.grad = grad.copy() if leaf.grad is None else leaf.grad + grad
+    leaf.grad = grad.copy() if leaf.grad is None else _raw_grad(leaf.grad) + grad
 
 
 def _topological_order(root):

@@ -155,7 +155,18 @@ def where(cond, a, b):
         dtype = backend.DEFAULT_DTYPE if isinstance(a, float) or isinstance(b, float) else None
         xp = backend.get_array_module(c)
         return Tensor._make(xp.where(c, xp.asarray(a, dtype=dtype), xp.asarray(b, dtype=dtype)), device)
+    a, b = _same_kind(a, b)
     return ops.Where.apply(c, a if isinstance(a, Tensor) else _scalar(a), b if isinstance(b, Tensor) else _scalar(b))
+
+
+def _same_kind(*xs):
+    """Integer tensors mixed with floats (tensors or Python floats) take the float dtype (float32 for
+    a Python float), as PyTorch promotes; NumPy would make float64 of int64 and float32."""
+    floats = [x.dtype for x in xs if isinstance(x, Tensor) and x.dtype.kind == "f"]
+    if not floats and not any(isinstance(x, float) for x in xs):
+        return xs
+    target = np.result_type(*floats) if floats else backend.DEFAULT_DTYPE
+    return tuple(x.astype(target) if isinstance(x, Tensor) and x.dtype.kind != "f" else x for x in xs)
 
 
 def masked_fill(x, mask, value):
@@ -164,6 +175,8 @@ def masked_fill(x, mask, value):
 
 
 def _check_tensors(xs, fn):
+    if isinstance(xs, Tensor):
+        raise TypeError(f"{fn}: expected a list of tensors, got one Tensor; write {fn}([a, b])")
     if not xs:
         raise ValueError(f"{fn}: needs at least one tensor")
     for x in xs:
@@ -173,8 +186,8 @@ def _check_tensors(xs, fn):
 def concat(xs, axis=0, *, dim=None):
     """Join tensors along an existing axis (PyTorch: `dim`)."""
     axis = axis if dim is None else dim
-    xs = list(xs)
     _check_tensors(xs, "concat")
+    xs = list(_same_kind(*xs))
     ref = xs[0].shape
     if not -len(ref) <= axis < len(ref):
         raise ValueError(f"concat: axis {axis} is out of range for tensors of shape {ref}")
@@ -190,20 +203,21 @@ cat = concat
 def stack(xs, axis=0, *, dim=None):
     """Join same-shape tensors along a new axis (PyTorch: `dim`)."""
     axis = axis if dim is None else dim
-    xs = list(xs)
     _check_tensors(xs, "stack")
+    xs = list(_same_kind(*xs))
     for x in xs[1:]:
         if x.shape != xs[0].shape:
             raise ValueError(f"stack: shapes {xs[0].shape} and {x.shape} differ")
     return ops.Stack.apply(*xs, axis=axis)
 
 
-def split(x, split_size_or_sections, axis=-1, *, dim=None):
-    """Cut into pieces of `split_size` (an int) or of the given sizes (a list), as torch.split."""
+def split(x, split_size_or_sections, axis=0, *, dim=None):
+    """Cut into pieces of `split_size` (an int) or of the given sizes (a list) along `axis` (the first
+    by default), as torch.split."""
     axis = axis if dim is None else dim
     n = x.shape[axis]
-    if isinstance(split_size_or_sections, int):
-        size = split_size_or_sections
+    if isinstance(split_size_or_sections, (int, np.integer)) and not isinstance(split_size_or_sections, bool):
+        size = int(split_size_or_sections)
         if size <= 0:
             raise ValueError(f"split: size must be positive, got {size}")
         sizes = [size] * (n // size) + ([n % size] if n % size else [])
@@ -272,7 +286,11 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
         att = att.masked_fill(~causal_mask(t_q, t_k, q.device), float("-inf"))
     if mask is not None:
         att = att.masked_fill(~mask, float("-inf")) if mask.dtype == bool else att + Tensor._make(mask, q.device)
-    att = softmax(att, axis=-1)
+    dead = (att.data == -np.inf).all(axis=-1, keepdims=True)              # query rows that may see no key
+    if bool(dead.any()):                                                   # zeros there, as the fused op: not nan
+        att = softmax(att.masked_fill(dead, 0.0), axis=-1).masked_fill(dead, 0.0)
+    else:
+        att = softmax(att, axis=-1)
     weights = att
     att = dropout(att, dropout_p, training)
     out = att @ v                                                          # (B, nh, T, hs)

@@ -75,6 +75,10 @@ class Module:
                             f"got {type(value).__name__}")
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name):
+        _buffer_flags(self).pop(name, None)                    # a deleted buffer leaves the registry too
+        object.__delattr__(self, name)
+
     def register_buffer(self, name, tensor, persistent=True):
         """Register a Tensor (or device array) that is state but not learnable, as `self.<name>`.
 
@@ -124,8 +128,12 @@ class Module:
             stack.extend(reversed(children))
 
     def children(self):
-        """Each direct submodule, in assignment order."""
-        return (m for _, m in self.named_children())
+        """Each direct submodule once, in assignment order."""
+        seen = set()
+        for _, m in self.named_children():
+            if id(m) not in seen:
+                seen.add(id(m))
+                yield m
 
     def modules(self):
         """Self and every submodule, each once."""
@@ -136,9 +144,15 @@ class Module:
 
         As torch: `model.apply(init_weights)` re-initialises a whole model, layer by layer.
         """
-        for child in self.children():
-            child.apply(fn)
-        fn(self)
+        seen = set()
+
+        def visit(m):                                          # each module once, children before parents
+            if id(m) not in seen:
+                seen.add(id(m))
+                for child in m.children():
+                    visit(child)
+                fn(m)
+        visit(self)
         return self
 
     def _named_members(self, own, prefix="", recurse=True, remove_duplicate=True):
@@ -214,7 +228,7 @@ class Module:
         for p in self.parameters() + self.buffers():
             if device is not None and p.device != device:
                 p.data = backend.to_device(p.data, device)
-                p.grad = None if p.grad is None else backend.to_device(p.grad, device)
+                p.grad = None if p.grad is None else backend.to_device(p.grad.data if isinstance(p.grad, Tensor) else p.grad, device)
                 p.device = device
             if dtype is not None and p.dtype.kind == "f" and p.dtype != dtype:  # as torch: integers keep theirs
                 p.data = p.data.astype(dtype)
@@ -397,7 +411,7 @@ class ModuleDict(Module):
 
     def update(self, modules):
         """Add (key, module) pairs from a dict or an iterable of pairs."""
-        for key, module in (modules.items() if isinstance(modules, dict) else modules):
+        for key, module in (modules.items() if hasattr(modules, "items") else modules):
             self[key] = module
 
     def __setitem__(self, key, module):
@@ -479,6 +493,7 @@ class init:
         draws *= std
         draws += mean
         tensor.data[...] = draws
+        tensor._version += 1                                   # backward refuses graphs that used the old values
         return tensor
 
     @staticmethod
@@ -491,6 +506,7 @@ class init:
         draws *= b - a
         draws += a
         tensor.data[...] = draws
+        tensor._version += 1                                   # backward refuses graphs that used the old values
         return tensor
 
     @staticmethod
@@ -498,6 +514,7 @@ class init:
         """Fill with the value `val`."""
         _init_target(tensor, "constant_")
         tensor.data[...] = val
+        tensor._version += 1                                   # backward refuses graphs that used the old values
         return tensor
 
     @staticmethod

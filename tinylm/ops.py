@@ -387,7 +387,12 @@ class Sqrt(Function):
         return self.y
 
     def backward(self, g):
-        return g * 0.5 / self.y
+        y = self.y
+        if getattr(self, "zero_at_zero", False):               # std of a constant: 0, not 0 * inf
+            xp = get_array_module(y)
+            zero = y == 0
+            return xp.where(zero, 0, g * 0.5 / xp.where(zero, 1, y))
+        return g * 0.5 / y
 
 
 @register
@@ -415,13 +420,15 @@ class Abs(Function):
 
 @register
 class Sigmoid(Function):
-    """1 / (1 + exp(-x)), computed as 0.5 (1 + tanh(x / 2)), which never overflows."""
+    """1 / (1 + exp(-x)), from e = exp(-|x|), which never overflows: 1 / (1 + e) for x >= 0,
+    e / (1 + e) for x < 0 (no cancellation, so tiny values keep their digits)."""
 
     def forward(self, x):
         xp = get_array_module(x)
-        y = xp.tanh(x * 0.5)
-        y += 1.0
-        y *= 0.5
+        e = xp.exp(-abs(x))
+        y = xp.where(x >= 0, 1.0, e)
+        y /= 1.0 + e
+        y = y.astype(x.dtype, copy=False)
         self.y = y
         return y
 

@@ -132,9 +132,8 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _validate(self, group):
-        _check("lr", group["lr"])
-        _check("initial_lr", group["initial_lr"])
-        _check("weight_decay", group["weight_decay"])
+        for key in ("lr", "initial_lr", "weight_decay"):
+            group[key] = _check(key, group[key])               # a plain float (a 0-d Tensor lr would not do)
 
     def __repr__(self):
         """The settings of each group, not the parameters (PyTorch's layout)."""
@@ -519,9 +518,10 @@ class CosineLR(LRScheduler):
         return cosine_lr(step, self.max_lr, self.warmup, self.total, self.min_lr)
 
     def _lrs(self, optimizer, step):
-        lr, base = self(step), optimizer.defaults["lr"]
-        # x * 1.0 == x: a group at the optimizer's lr gets cosine_lr's value bit for bit
-        # (an optimizer built with lr 0 gives no ratio: every group gets the schedule's lr)
+        # relative to the largest initial lr among the groups (the optimizer's lr when no group sets
+        # its own): a group at it gets cosine_lr's value bit for bit (x * 1.0 == x), a group at a
+        # tenth of it a tenth; all at 0 gives no ratio, and every group gets the schedule's lr
+        lr, base = self(step), max(group["initial_lr"] for group in optimizer.param_groups)
         return [lr * (group["initial_lr"] / base) if base else lr for group in optimizer.param_groups]
 
     def apply(self, optimizer, step):
