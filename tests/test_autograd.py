@@ -207,7 +207,10 @@ def test_gradcheck_requires_float64():
 def test_repr_shows_device_dtype_and_grad_fn(device):
     x = tl.ones(2, device=device, requires_grad=True)
     r = repr(x * 2.0)
-    assert f"device='{device}'" in r and "float32" in r and "grad_fn=<Mul>" in r
+    assert (f"device='{device}'" in r) == (device != "cpu") and "float32" not in r and "grad_fn=<Mul>" in r
+    assert "dtype=float64" in repr(tl.ones(2, dtype=tl.float64, device=device))
+    assert repr(tl.tensor([1.0, 2.5])) == "tensor([1. , 2.5])"
+    assert "..." not in repr(tl.ones(8, 8))                    # an 8 x 8 attention pattern prints whole
 
 
 def test_getitem_with_repeated_indices_accumulates(device):
@@ -633,3 +636,71 @@ def test_to_another_tensor_takes_its_device_and_dtype():
     x = tl.ones(2)
     y = x.to(tl.zeros(1, dtype=tl.float64, device="strict"))
     assert y.device == "strict" and y.dtype == np.float64
+
+
+# ---------------------------------------------------------------------------- teaching code habits
+def test_item_assignment_floor_div_and_mod(device):
+    n = tl.zeros((3, 3), dtype=tl.int32, device=device)
+    i, j = tl.tensor([0, 0, 2], device=device), tl.tensor([1, 1, 2], device=device)
+    n[i, j] += 1
+    assert n.tolist() == [[0, 1, 0], [0, 0, 0], [0, 0, 1]]
+    losses = tl.zeros(2, device=device)
+    losses[1] = tl.tensor(2.5, device=device).item()
+    assert losses.tolist() == [0.0, 2.5]
+    assert (tl.arange(5, device=device) // 2).tolist() == [0, 0, 1, 1, 2] and (tl.arange(4, device=device) % 3).tolist() == [0, 1, 2, 0]
+    w = tl.ones(2, device=device, requires_grad=True)
+    with pytest.raises(RuntimeError, match="item assignment"):
+        w[0] = 5.0
+    y = w * 2.0
+    with tl.no_grad():
+        w[0] = 5.0
+    with pytest.raises(RuntimeError, match="changed in place"):
+        y.sum().backward()
+
+
+def test_multinomial_and_generator(device):
+    g = tl.Generator(device).manual_seed(7)
+    p = tl.tensor([0.1, 0.6, 0.3], device=device)
+    draws = tl.multinomial(p, 3000, replacement=True, generator=g).numpy()
+    np.testing.assert_allclose(np.bincount(draws, minlength=3) / 3000, [0.1, 0.6, 0.3], atol=0.03)
+    a = tl.multinomial(p, 3000, replacement=True, generator=tl.Generator(device).manual_seed(7)).numpy()
+    assert (a == draws).all()                                   # the same seed, the same draws
+    rows = tl.multinomial(tl.tensor([[1.0, 0.0, 2.0, 1.0]] * 50, device=device), 3)
+    assert rows.shape == (50, 3) and all(len(set(r)) == 3 and 1 not in r for r in rows.tolist())
+    assert tl.randn(2, generator=g, device=device).shape == (2,)
+    with pytest.raises(ValueError, match="without replacement"):
+        tl.multinomial(p, 4)
+
+
+def test_function_forms_topk_gather_one_hot(device):
+    x = tl.tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]], device=device, requires_grad=True)
+    assert tl.sum(x, 1, keepdim=True).shape == (2, 1) and tl.allclose(tl.exp(tl.log(x)), x)
+    values, indices = x.topk(2)
+    assert values.tolist() == [[5.0, 3.0], [6.0, 4.0]] and indices.tolist() == [[1, 2], [2, 0]]
+    values.sum().backward()
+    assert tl.backend.to_numpy(x.grad).tolist() == [[0, 1, 1], [1, 0, 1]]
+    assert x.gather(1, tl.tensor([[0], [2]], device=device)).tolist() == [[1.0], [6.0]]
+    assert F.one_hot(tl.tensor([2, 0], device=device), 3).tolist() == [[0, 0, 1], [1, 0, 0]]
+    assert [t.shape for t in x.unbind(1)] == [(2,), (2,), (2,)] and x.nelement() == 6
+    np.testing.assert_allclose(tl.tensor([100.0], device=device).log10().numpy(), [2.0], rtol=1e-6)
+
+
+def test_pytorch_paths_and_signatures():
+    import tinylm.nn.functional as NF
+    assert NF is F and tl.nn.functional is F
+    d = tl.nn.ModuleDict(dict(wte=tl.nn.Embedding(3, 2)))
+    assert d.wte is d["wte"]
+    x, w, b = tl.randn(2, 4), tl.ones(4), tl.zeros(4)
+    np.testing.assert_allclose(F.layer_norm(x, (4,), w, b, 1e-5).numpy(), F.layer_norm(x, w, b).numpy())
+    np.testing.assert_allclose(F.layer_norm(x, w.shape, w, b).numpy(), F.layer_norm(x, w, b).numpy())
+    with pytest.raises(ValueError, match="normalized_shape"):
+        F.layer_norm(x, (2, 4))
+    q = tl.randn(1, 1, 3, 4)
+    a = F.scaled_dot_product_attention(q, q, q, None, 0.0, True)                 # PyTorch's positional order
+    b2 = F.scaled_dot_product_attention(q, q, q, is_causal=True, scale=2.0)   # the default is 1/sqrt(4)
+    assert a.shape == b2.shape and not tl.allclose(a, b2)
+    assert tl.cuda.is_available() == tl.gpu_available()
+    t = np.zeros(3, np.float32)
+    c = tl.tensor(t)
+    t[0] = 5
+    assert c.tolist() == [0.0, 0.0, 0.0]                        # tl.tensor copies, as torch.tensor

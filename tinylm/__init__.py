@@ -28,10 +28,14 @@ __version__ = "0.1.0"
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
-    """A new leaf Tensor from a list, scalar or array; Python floats become float32."""
+    """A new leaf Tensor from a list, scalar, array or Tensor, always a copy (`from_numpy` shares);
+    Python floats become float32."""
     if isinstance(data, Tensor):
         data = data.data
-    return Tensor(data, device=device, dtype=dtype, requires_grad=requires_grad)
+    t = Tensor(data, device=device, dtype=dtype, requires_grad=requires_grad)
+    if t.data is data or t.device == "cpu" and isinstance(data, np.ndarray) and np.shares_memory(t.data, data):
+        t.data = t.data.copy()
+    return t
 
 
 def from_numpy(array, device=None, requires_grad=False):
@@ -80,21 +84,76 @@ def full(shape=None, value=None, dtype=None, device="cpu", requires_grad=False, 
                     requires_grad, size)
 
 
-def randn(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
-    """Standard normal samples from the device's generator (seeded by `manual_seed`)."""
+class Generator(backend.Generator):
+    """A private random generator, as PyTorch's: `g = tl.Generator().manual_seed(42)`, then
+    `tl.randn(3, generator=g)`, `tl.multinomial(p, 1, generator=g)`. Its numbers differ from
+    PyTorch's for the same seed (a different algorithm), and from another device's."""
+
+    def __init__(self, device="cpu"):
+        super().__init__(device, backend.initial_seed())
+
+    def manual_seed(self, seed):
+        """Reseed; returns self, so `tl.Generator().manual_seed(42)` reads as in PyTorch."""
+        super().__init__(self.device, int(seed))
+        return self
+
+
+def _gen(generator, device):
+    if generator is None:
+        return backend.get_generator(device)
+    if generator.device != device:
+        raise ValueError(f"a generator on '{generator.device}' cannot draw for device '{device}'")
+    return generator
+
+
+def randn(*shape, size=None, dtype=None, device="cpu", requires_grad=False, generator=None):
+    """Standard normal samples from the device's generator (seeded by `manual_seed`) or `generator`."""
     device = backend.parse_device(device)
-    data = backend.get_generator(device).normal(_shape(shape, size), np.dtype(dtype or backend.DEFAULT_DTYPE))
+    data = _gen(generator, device).normal(_shape(shape, size), np.dtype(dtype or backend.DEFAULT_DTYPE))
     return Tensor(data, device=device, requires_grad=requires_grad)
 
 
-def rand(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
-    """Uniform [0, 1) samples from the device's generator."""
+def rand(*shape, size=None, dtype=None, device="cpu", requires_grad=False, generator=None):
+    """Uniform [0, 1) samples from the device's generator or `generator`."""
     device = backend.parse_device(device)
-    data = backend.get_generator(device).uniform(_shape(shape, size), np.dtype(dtype or backend.DEFAULT_DTYPE))
+    data = _gen(generator, device).uniform(_shape(shape, size), np.dtype(dtype or backend.DEFAULT_DTYPE))
     return Tensor(data, device=device, requires_grad=requires_grad)
 
 
-def randint(*args, size=None, device="cpu"):
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """Draw `num_samples` ids per row from the weights `input` (V,) or (B, V) (need not sum to 1),
+    as PyTorch's multinomial: int64 (num_samples,) or (B, num_samples). Without replacement an id
+    is drawn at most once per row (the Gumbel top-k trick)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"multinomial: input must be a Tensor of weights, got {type(input).__name__}")
+    if input.ndim not in (1, 2):
+        raise ValueError(f"multinomial: input must be (V,) or (B, V), got {input.shape}")
+    w = input.data if input.ndim == 2 else input.data[None]            # (B, V)
+    xp = backend.get_array_module(w)
+    if not builtins.bool(((w >= 0) & xp.isfinite(w)).all()) or not builtins.bool((w.sum(axis=-1) > 0).all()):
+        raise ValueError("multinomial: weights must be finite, non-negative and not all zero in a row")
+    if isinstance(num_samples, builtins.bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
+        raise ValueError(f"multinomial: num_samples must be a positive int, got {num_samples!r}")
+    if not replacement and num_samples > w.shape[-1]:
+        raise ValueError(f"multinomial: {num_samples} samples without replacement from {w.shape[-1]} ids")
+    gen = _gen(generator, input.device)
+    B, V = w.shape
+    if replacement:                                                     # inverse CDF, one uniform per draw
+        cdf = xp.cumsum(w.astype(np.float64), axis=-1)                  # (B, V)
+        u = (1.0 - gen.uniform((B, num_samples), dtype=np.float64)) * cdf[:, -1:]   # (B, n) in (0, total]
+        ids = (cdf[:, None, :] < u[:, :, None]).sum(axis=-1)           # (B, n): first id whose cdf reaches u
+        ids = xp.minimum(ids, V - 1)
+    else:                                                               # largest log(w) + Gumbel noise
+        u = xp.clip(gen.uniform((B, V), dtype=np.float64), 1e-300, 1.0 - 2.0 ** -53)   # in (0, 1)
+        keys = xp.full((B, V), -xp.inf)                                 # weight 0: never drawn
+        keys[w > 0] = xp.log(w[w > 0].astype(np.float64))
+        keys -= xp.log(-xp.log(u))                                      # + Gumbel noise
+        ids = backend.argsort_stable(-keys)[:, :num_samples]
+    ids = ids.astype(np.int64)
+    return Tensor._make(ids if input.ndim == 2 else ids[0], input.device)
+
+
+def randint(*args, size=None, device="cpu", generator=None):
     """Integers in [low, high) (int64) from the device's generator, as PyTorch:
     `randint(low, high, shape)`, `randint(high, shape)`, or either with `size=shape`."""
     if size is not None:
@@ -107,7 +166,7 @@ def randint(*args, size=None, device="cpu"):
     if low >= high:
         raise ValueError(f"randint: need low < high, got low {low} and high {high}")
     device = backend.parse_device(device)
-    return Tensor(backend.get_generator(device).integers(low, high, _shape((shape,))), device=device)
+    return Tensor(_gen(generator, device).integers(low, high, _shape((shape,))), device=device)
 
 
 def arange(start, stop=None, step=1, dtype=None, device="cpu"):
@@ -118,6 +177,12 @@ def arange(start, stop=None, step=1, dtype=None, device="cpu"):
         dtype = backend.DEFAULT_DTYPE
     xp = backend.array_module(device)
     return Tensor(xp.arange(start, stop, step, dtype=dtype), device=device)
+
+
+def linspace(start, end, steps, dtype=None, device="cpu"):
+    """`steps` evenly spaced values from start to end, both included (float32 unless `dtype`)."""
+    xp = backend.array_module(device)
+    return Tensor(xp.linspace(start, end, steps, dtype=np.dtype(dtype or backend.DEFAULT_DTYPE)), device=device)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -184,13 +249,63 @@ def load(path, device="cpu"):
     return {k: backend.to_device(v, device) for k, v in load_checkpoint(path).model.items()}
 
 
+# ---------------------------------------------------------------------------- PyTorch's function forms
+def _method_form(name):
+    def fn(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"tl.{name}: expected a Tensor, got {type(input).__name__}")
+        return getattr(input, name)(*args, **kwargs)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"`tl.{name}(x, ...)` is `x.{name}(...)` (PyTorch's function form)."
+    return fn
+
+
+_METHOD_FORMS = ("sum", "mean", "max", "min", "argmax", "argmin", "exp", "log", "sqrt", "tanh", "sigmoid",
+                 "softmax", "log_softmax", "abs", "clamp", "reshape", "flatten", "unsqueeze", "squeeze",
+                 "transpose", "permute", "matmul", "topk", "gather", "unbind", "chunk", "split", "var", "std",
+                 "masked_fill", "numel")
+for _name in _METHOD_FORMS:
+    globals()[_name] = _method_form(_name)
+del _name
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8):
+    """True when every element of a is close to b's (NumPy's and PyTorch's rule), on any device."""
+    a = a.data if isinstance(a, Tensor) else a
+    b = b.data if isinstance(b, Tensor) else b
+    return builtins.bool(backend.get_array_module(a).allclose(a, b, rtol=rtol, atol=atol))
+
+
+def equal(a, b):
+    """True when a and b have the same shape and elements."""
+    return a.shape == b.shape and builtins.bool((a == b).all())
+
+
+class cuda:
+    """PyTorch's `torch.cuda.is_available()` and `device_count()`, so ported scripts pick their device."""
+
+    @staticmethod
+    def is_available():
+        """True when CuPy and a CUDA GPU are usable (tinylm.gpu_available())."""
+        return gpu_available()
+
+    @staticmethod
+    def device_count():
+        """The number of CUDA GPUs CuPy sees (0 without CuPy)."""
+        if not gpu_available():
+            return 0
+        return int(backend.array_module("gpu").cuda.runtime.getDeviceCount())
+
+
+float16 = half = np.float16
 float32, float64, int32, int64, bool_ = np.float32, np.float64, np.int32, np.int64, np.bool_
 long, bool = int64, bool_   # PyTorch's names (tl.bool shadows the builtin only inside this module's namespace)
 
 __all__ = [
     "Tensor", "Function", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "rand", "randint",
     "arange", "zeros_like", "ones_like", "full_like", "randn_like", "rand_like", "tril", "triu",
-    "cat", "concat", "stack", "where", "save", "load", "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
+    "cat", "concat", "stack", "where", "save", "load", "Generator", "multinomial", "linspace", "allclose",
+    "equal", "cuda", "float16", "half", *_METHOD_FORMS, "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
     "inference_mode", "manual_seed",
     "gpu_available", "get_array_module", "parse_device", "sum_to", "gradcheck", "GradcheckError",
     "F", "functional", "backend", "optim", "data", "checkpoint", "nn", "train",

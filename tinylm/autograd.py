@@ -339,6 +339,8 @@ class Tensor:
         """The number of elements."""
         return int(self.data.size)
 
+    nelement = numel
+
     def dim(self):
         """The number of axes (PyTorch's name for ndim)."""
         return self.data.ndim
@@ -384,10 +386,15 @@ class Tensor:
         return bool((self == value).any())
 
     def __repr__(self):
-        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(", threshold=60)
-        extra = f", grad_fn=<{self._ctx.name}>" if self._ctx is not None and not getattr(self._ctx, "freed", False) else (
-            ", requires_grad=True" if self.requires_grad else "")
-        return f"tensor({body}, device='{self.device}', dtype={self.dtype}{extra})"
+        """As PyTorch prints: 4 decimals, up to 1000 elements in full, the device unless the CPU, the
+        dtype unless float32, int64 or bool."""
+        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(", threshold=1000,
+                               precision=4)
+        extra = "" if self.device == "cpu" else f", device='{self.device}'"
+        extra += "" if self.dtype in (np.float32, np.int64, np.bool_) else f", dtype={self.dtype}"
+        extra += f", grad_fn=<{self._ctx.name}>" if self._ctx is not None and not getattr(self._ctx, "freed", False) \
+            else (", requires_grad=True" if self.requires_grad else "")
+        return f"tensor({body}{extra})"
 
     # ------------------------------------------------------------------ conversions
     def item(self):
@@ -653,6 +660,31 @@ class Tensor:
     def __getitem__(self, index):
         return ops.GetItem.apply(self, index=_index(index, self))
 
+    def __setitem__(self, index, value):
+        """x[index] = value, in place (outside the graph): `losses[k] = loss.item()`, `N[i, j] += 1`."""
+        if _grad_enabled and self.requires_grad:
+            raise RuntimeError("item assignment on a tensor that requires grad would corrupt its gradients; "
+                               "do it inside `with tl.no_grad():`, or build a new tensor (F.where, masked_fill)")
+        if isinstance(value, Tensor):
+            if value.device != self.device:
+                raise ValueError(f"item assignment: value on '{value.device}', tensor on '{self.device}'")
+            value = value.data
+        elif isinstance(value, np.ndarray) and self.device != "cpu":
+            raise ValueError(f"item assignment: a NumPy array with a tensor on '{self.device}'; "
+                             "make it a tensor on that device")
+        else:
+            value = _scalar(value)
+        self.data[_index(index, self)] = value
+        self._version += 1
+
+    def __floordiv__(self, other):
+        """Integer division (no gradient), as PyTorch's //."""
+        return Tensor._make(self.data // _raw_operand(other, self), self.device)
+
+    def __mod__(self, other):
+        """Remainder (no gradient), as PyTorch's %."""
+        return Tensor._make(self.data % _raw_operand(other, self), self.device)
+
     # comparisons give boolean tensors outside the graph (masks)
     def _compare(self, other, op):
         other = other.data if isinstance(other, Tensor) else _scalar(other)
@@ -804,6 +836,34 @@ class Tensor:
         shape = tuple(n if n != -1 else self.shape[i - lead] for i, n in enumerate(sizes))
         return ops.BroadcastTo.apply(self, shape=shape)
 
+    def unbind(self, dim=0):
+        """The slices along `dim`, as a tuple (each one axis fewer)."""
+        axis = _one_axis(dim, self.ndim, "unbind")
+        return tuple(self[(slice(None),) * axis + (i,)] for i in range(self.shape[axis]))
+
+    def gather(self, dim, index):
+        """out[i][j] = x[i][index[i][j]] along `dim` (PyTorch's gather); the gradient scatters back."""
+        axis = _one_axis(dim, self.ndim, "gather")
+        idx = index.data if isinstance(index, Tensor) else backend.to_device(np.asarray(index), self.device)
+        if idx.ndim != self.ndim or idx.dtype.kind not in "iu":
+            raise ValueError(f"gather: index must be integers with {self.ndim} axes, got {tuple(idx.shape)} "
+                             f"of dtype {idx.dtype}")
+        xp = backend.get_array_module(self.data)
+        full = tuple(idx if a == axis else xp.arange(n).reshape((-1,) + (1,) * (self.ndim - a - 1))
+                     for a, n in enumerate(idx.shape))
+        return self[full]
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """(values, indices) of the k largest (or smallest) along `dim`, largest first (PyTorch's topk)."""
+        axis = _one_axis(dim, self.ndim, "topk")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= self.shape[axis]:
+            raise ValueError(f"topk: k must be an int in [0, {self.shape[axis]}], got {k!r}")
+        keys = -self.data if largest else self.data
+        order = backend.argsort_stable(keys, axis=axis)
+        idx = order[(slice(None),) * axis + (slice(0, k),)]
+        indices = Tensor._make(idx.astype(np.int64, copy=False), self.device)
+        return ValuesIndices(self.gather(axis, indices), indices)
+
     def chunk(self, chunks, dim=0):
         """`chunks` pieces along `dim`, each ceil(n / chunks) long (the last may be shorter), as PyTorch."""
         if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
@@ -834,6 +894,10 @@ class Tensor:
     def log(self):
         """Natural logarithm, elementwise."""
         return ops.Log.apply(_floats(self))
+
+    def log10(self):
+        """Base-10 logarithm, elementwise (e.g. to plot update-to-data ratios)."""
+        return _floats(self).log() * (1.0 / math.log(10.0))
 
     def sqrt(self):
         """Square root, elementwise."""
@@ -887,6 +951,15 @@ class Tensor:
         """Pieces of `split_size` (int) or of the given sizes (list) along `axis` (the first by default), as torch.split."""
         from .functional import split
         return split(self, split_size_or_sections, axis if dim is None else dim)
+
+
+def _raw_operand(x, like):
+    """The other operand of a non-differentiable op, as an array or a Python scalar on like's device."""
+    if isinstance(x, Tensor):
+        if x.device != like.device:
+            raise ValueError(f"tensors on '{like.device}' and '{x.device}'")
+        return x.data
+    return _scalar(x) if not isinstance(x, (list, tuple)) else _const(x, like).data
 
 
 def _floats(x):

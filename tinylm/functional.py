@@ -68,6 +68,19 @@ def linear(x, weight, bias=None):
     return ops.Linear.apply(x, weight, bias)
 
 
+def one_hot(ids, num_classes=-1):
+    """int64 (*ids.shape, num_classes) with a 1 at each id (num_classes -1: the largest id + 1), as PyTorch."""
+    _check_tensor(ids, "ids", "one_hot")
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: ids must be integers, got dtype {ids.dtype}")
+    xp = backend.get_array_module(ids.data)
+    lo = int(ids.data.min()) if ids.numel() else 0
+    n = (int(ids.data.max()) + 1 if ids.numel() else 0) if num_classes == -1 else num_classes
+    if lo < 0 or ids.numel() and int(ids.data.max()) >= n:
+        raise ValueError(f"one_hot: ids must be in [0, {n}), got ids from {lo} to {int(ids.data.max())}")
+    return Tensor._make((ids.data[..., None] == xp.arange(n)).astype(np.int64), ids.device)
+
+
 def embedding(idx, weight, padding_idx=None):
     """Rows of `weight` (V, C) at integer ids `idx` (any shape) -> (*idx.shape, C)."""
     _check_tensor(weight, "weight", "embedding")
@@ -84,12 +97,21 @@ def embedding(idx, weight, padding_idx=None):
     return ops.Embedding.apply(ids, weight, padding_idx=padding_idx)
 
 
-def layer_norm(x, weight=None, bias=None, eps=1e-5):
-    """Normalise over the last axis, then scale by `weight` and shift by `bias` (both (C,))."""
+def layer_norm(x, weight=None, bias=None, eps=1e-5, *torch_eps):
+    """Normalise over the last axis, then scale by `weight` and shift by `bias` (both (C,)).
+
+    PyTorch's order works too, `layer_norm(x, normalized_shape, weight, bias, eps)`, for
+    normalized_shape = the last axis (x.shape[-1:], an int, a tuple or a list).
+    """
     _check_tensor(x, "x", "layer_norm")
-    if isinstance(weight, (int, tuple, list)):
-        raise TypeError("layer_norm(x, weight, bias, eps) normalises over the last axis and takes no "
-                        f"normalized_shape (PyTorch's second argument); got {weight!r} as the weight")
+    if isinstance(weight, (int, tuple, list)):                 # PyTorch's order: shift the arguments
+        shape = (weight,) if isinstance(weight, int) else tuple(weight)
+        if shape != x.shape[-1:]:
+            raise ValueError(f"layer_norm: normalized_shape {shape} must be the last axis of input {x.shape} "
+                             "(tinylm normalises over the last axis only)")
+        # PyTorch's (x, shape, weight, bias, eps) arrived as (x, weight=shape, bias=weight, eps=bias, eps)
+        weight, bias, eps = bias, (eps if eps is None or isinstance(eps, Tensor) else None), \
+            (torch_eps[0] if torch_eps else 1e-5)
     c = x.shape[-1]
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (c,):
@@ -249,7 +271,7 @@ def causal_self_attention(qkv, n_head, dropout_p=0.0, training=True, causal=True
                                    dropout_p=float(dropout_p) if training else 0.0)
 
 
-def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropout_p=0.0,
+def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, *,
                                  training=True, return_weights=False):
     """softmax(q @ k^T / sqrt(d_k) + mask) @ v for all heads at once.
 
@@ -268,7 +290,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, dropo
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}")
     if is_causal and t_q > t_k:
         raise ValueError(f"scaled_dot_product_attention: causal with more queries ({t_q}) than keys ({t_k})")
-    scale = 1.0 / math.sqrt(q.shape[-1])
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
     if not return_weights:
         add = causal_mask(t_q, t_k, q.device, additive=True) if is_causal else None

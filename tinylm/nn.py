@@ -27,6 +27,7 @@ Leaves out: the GPT itself (tinylm/model.py), optimisers (tinylm/optim.py), hook
 Reference: torch.nn.Module (names and semantics), nanoGPT `model.py` (the blocks), HF GPT-2.
 """
 import math
+import sys
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -201,10 +202,13 @@ class Module:
         """Evaluation mode (dropout off); returns self."""
         return self.train(False)
 
-    def zero_grad(self):
-        """Clear every parameter's gradient (set to None)."""
+    def zero_grad(self, set_to_none=True):
+        """Clear every parameter's gradient: None (the default, as PyTorch), or zeros in place."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = p.grad.data * 0 if isinstance(p.grad, Tensor) else p.grad * 0
 
     def requires_grad_(self, requires_grad=True):
         """Set requires_grad on every parameter (False freezes them: no gradients); returns self."""
@@ -405,6 +409,18 @@ class ModuleDict(Module):
         self._dict = {}
         if modules is not None:
             self.update(modules)
+
+    def __getattr__(self, name):                               # d.wte as d["wte"] (nanoGPT's self.transformer.wte)
+        d = vars(self).get("_dict", {})
+        if name in d:
+            return d[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or key {name!r}")
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Module) and not name.startswith("_"):
+            self[name] = value
+        else:
+            super().__setattr__(name, value)
 
     def named_children(self):
         yield from self._dict.items()
@@ -797,3 +813,18 @@ class Block(Module):
         x = x + self.attn(self.ln_1(x), kv_cache=kv_cache, layer=layer)  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))                                    # (B, T, C)
         return x
+
+
+# ---------------------------------------------------------------------------- PyTorch's paths
+class utils:
+    """`nn.utils.clip_grad_norm_`, where PyTorch keeps it (the same function as tinylm.optim's)."""
+
+    @staticmethod
+    def clip_grad_norm_(parameters, max_norm, eps=1e-6):
+        """Scale all gradients together so their global L2 norm is at most max_norm; the norm before (a float)."""
+        from .optim import clip_grad_norm_
+        return clip_grad_norm_(parameters, max_norm, eps)
+
+
+functional = F  # `from tinylm.nn import functional as F` and `import tinylm.nn.functional as F`, as in PyTorch
+sys.modules[__name__ + ".functional"] = F
