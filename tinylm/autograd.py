@@ -617,21 +617,23 @@ class Tensor:
     abs = __abs__
 
     # in place, as in PyTorch's manual SGD step `with no_grad(): p -= lr * p.grad`
+    def _write_operand(self, value, what):
+        """The value of an in-place write, as an array or scalar on this tensor's device; refused in the graph."""
+        if _grad_enabled and (self.requires_grad or isinstance(value, Tensor) and value.requires_grad):
+            raise RuntimeError(f"{what} on a tensor in the graph would corrupt its gradients; inside "
+                               "`with tl.no_grad():` it is fine (a manual update step); elsewhere build a new "
+                               "tensor (x = x + y, F.where, masked_fill)")
+        if isinstance(value, Tensor):
+            if value.device != self.device:
+                raise ValueError(f"{what}: tensor on '{self.device}', value on '{value.device}'")
+            return value.data
+        if isinstance(value, np.ndarray) and self.device != "cpu":
+            raise ValueError(f"{what}: a NumPy array (shape {value.shape}) with a tensor on '{self.device}'; "
+                             "make it a tensor on that device")
+        return _scalar(value)
+
     def _inplace(self, other, ufunc, symbol):
-        recording = _grad_enabled and (self.requires_grad or isinstance(other, Tensor) and other.requires_grad)
-        if recording:
-            raise RuntimeError(f"in-place '{symbol}' on a tensor in the graph would corrupt its gradients; "
-                               f"inside `with tl.no_grad():` it is fine (a manual update step), "
-                               f"elsewhere write x = x {symbol[0]} y")
-        if isinstance(other, Tensor):
-            if other.device != self.device:
-                raise ValueError(f"in-place '{symbol}': tensor on '{self.device}', other on '{other.device}'")
-            other = other.data
-        elif isinstance(other, np.ndarray) and self.device != "cpu":
-            raise ValueError(f"in-place '{symbol}': a NumPy array (shape {other.shape}) with a tensor on "
-                             f"'{self.device}'; make it a tensor on that device")
-        else:
-            other = _scalar(other)
+        other = self._write_operand(other, f"in-place '{symbol}'")
         getattr(backend.get_array_module(self.data), ufunc)(self.data, other, out=self.data)
         self._version += 1
         return self
@@ -662,18 +664,7 @@ class Tensor:
 
     def __setitem__(self, index, value):
         """x[index] = value, in place (outside the graph): `losses[k] = loss.item()`, `N[i, j] += 1`."""
-        if _grad_enabled and self.requires_grad:
-            raise RuntimeError("item assignment on a tensor that requires grad would corrupt its gradients; "
-                               "do it inside `with tl.no_grad():`, or build a new tensor (F.where, masked_fill)")
-        if isinstance(value, Tensor):
-            if value.device != self.device:
-                raise ValueError(f"item assignment: value on '{value.device}', tensor on '{self.device}'")
-            value = value.data
-        elif isinstance(value, np.ndarray) and self.device != "cpu":
-            raise ValueError(f"item assignment: a NumPy array with a tensor on '{self.device}'; "
-                             "make it a tensor on that device")
-        else:
-            value = _scalar(value)
+        value = self._write_operand(value, "item assignment")
         self.data[_index(index, self)] = value
         self._version += 1
 

@@ -12,7 +12,7 @@ Reference: DeZero `functions.py`, Chainer `functions/`, the PyTorch docs for sem
 import math
 
 from .autograd import Function, register, sum_to
-from .backend import get_array_module, scatter_add, add_rows, get_generator, device_of
+from .backend import get_array_module, scatter_add, add_rows, get_generator, device_of, to_device
 
 
 def _shape(x):
@@ -152,12 +152,10 @@ class ToDevice(Function):
     """A move to another device (`device`); the gradient moves back."""
 
     def forward(self, x):
-        from .backend import to_device
         self.src = device_of(x)
         return to_device(x, self.device)
 
     def backward(self, g):
-        from .backend import to_device
         return to_device(g, self.src)
 
 
