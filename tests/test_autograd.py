@@ -209,7 +209,7 @@ def test_repr_shows_device_dtype_and_grad_fn(device):
     r = repr(x * 2.0)
     assert (f"device='{device}'" in r) == (device != "cpu") and "float32" not in r and "grad_fn=<Mul>" in r
     assert "dtype=float64" in repr(tl.ones(2, dtype=tl.float64, device=device))
-    assert repr(tl.tensor([1.0, 2.5])) == "tensor([1. , 2.5])"
+    assert repr(tl.tensor([1.0, 2.5])) == "tensor([1.0000, 2.5000])"
     assert "..." not in repr(tl.ones(8, 8))                    # an 8 x 8 attention pattern prints whole
 
 
@@ -704,3 +704,51 @@ def test_pytorch_paths_and_signatures():
     c = tl.tensor(t)
     t[0] = 5
     assert c.tolist() == [0.0, 0.0, 0.0]                        # tl.tensor copies, as torch.tensor
+
+
+# ---------------------------------------------------------------------------- third bug hunt
+def test_an_optimizer_step_counts_as_an_in_place_change():
+    w = tl.tensor([1.0, 2.0], requires_grad=True)
+    loss = (w * w).sum()
+    loss.backward(retain_graph=True)
+    tl.optim.SGD([w], lr=0.1).step()
+    with pytest.raises(RuntimeError, match="changed in place"):
+        loss.backward()
+
+
+def test_function_forms_of_max_and_min_return_indices_with_a_dim():
+    out = tl.tensor([[0.1, 0.9, 0.3], [0.8, 0.2, 0.5]])
+    _, pred = tl.max(out, 1)
+    assert pred.tolist() == [1, 0] and tl.min(out).item() == pytest.approx(0.1)
+    with pytest.raises(TypeError, match="elementwise"):
+        tl.max(out, out)
+
+
+def test_var_unbiased_keyword_floor_div_and_mod():
+    x = tl.tensor([1.0, 2.0, 4.0], requires_grad=True)
+    assert x.var(unbiased=False).item() == pytest.approx(np.var([1, 2, 4]))
+    assert (7 // tl.tensor([2, 3])).tolist() == [3, 2] and (tl.tensor([7, 8]) // 2.0).dtype == np.float32
+    ((x * 2).sum() + (x % 1.5).sum()).backward()                   # d(x % c)/dx = 1, as PyTorch
+    assert tl.backend.to_numpy(x.grad).tolist() == [3.0, 3.0, 3.0]
+    np.testing.assert_allclose((x % 1.5).numpy(), np.array([1.0, 2.0, 4.0]) % 1.5)
+    assert (7 % tl.tensor([2, 4])).tolist() == [1, 3]
+
+
+def test_log10_is_exact_at_powers_of_ten_and_gather_checks_its_range():
+    assert tl.tensor([1000.0, 1e6]).log10().tolist() == [3.0, 6.0]
+    with pytest.raises(IndexError, match="out of range"):
+        tl.tensor([[1.0, 2.0, 3.0]]).gather(1, tl.tensor([[-1]]))
+
+
+def test_layer_norm_in_pytorchs_order_keeps_a_keyword_eps():
+    x = tl.randn(2, 6)
+    np.testing.assert_allclose(F.layer_norm(x, (6,), eps=0.3).numpy(), F.layer_norm(x, eps=0.3).numpy())
+    w = tl.ones(6) * 2.0
+    np.testing.assert_allclose(F.layer_norm(x, (6,), w, eps=0.3).numpy(), F.layer_norm(x, w, eps=0.3).numpy())
+
+
+def test_repr_prints_fixed_decimals_and_empty_sizes():
+    assert repr(tl.tensor([1.23456, -2.0])) == "tensor([ 1.2346, -2.0000])"
+    assert repr(tl.zeros(2, 0)) == "tensor([], size=(2, 0))"
+    assert tl.ones(2).half().dtype == np.float16 and tl.allclose(tl.tensor([float("nan")]), tl.tensor([float("nan")]),
+                                                                equal_nan=True)

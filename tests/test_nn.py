@@ -509,3 +509,14 @@ def test_shared_modules_are_visited_once_and_buffers_can_be_deleted():
     d = nn.ModuleDict({"a": nn.Linear(1, 1)})
     d.update(nn.ModuleDict({"b": nn.Linear(1, 1)}))
     assert len(list(d.children())) == 2
+
+
+def test_zero_grad_without_none_zeroes_in_place_and_moduledict_del():
+    lin = nn.Linear(2, 2)
+    g = np.array([[np.inf, 1.0], [np.nan, -1.0]], np.float32)
+    lin.weight.grad = g
+    lin.zero_grad(set_to_none=False)
+    assert lin.weight.grad is g and (g == 0).all() and not np.signbit(g).any()
+    d = nn.ModuleDict({"a": nn.Linear(1, 1), "b": nn.Linear(1, 1)})
+    del d.a
+    assert len(list(d.children())) == 1

@@ -269,11 +269,26 @@ for _name in _METHOD_FORMS:
 del _name
 
 
-def allclose(a, b, rtol=1e-5, atol=1e-8):
+def _reduce_with_indices(name):
+    def fn(input, dim=None, keepdim=False):
+        if isinstance(dim, Tensor):
+            raise TypeError(f"tl.{name}(a, b) elementwise is not here; use tl.where(a > b, a, b)-style code")
+        m = getattr(input, name)
+        return m() if dim is None else m(dim=dim, keepdim=keepdim)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = (f"`tl.{name}(x)`: the {name}imum; `tl.{name}(x, dim)`: (values, indices) along dim, "
+                  f"as PyTorch's torch.{name}.")
+    return fn
+
+
+max, min = _reduce_with_indices("max"), _reduce_with_indices("min")
+
+
+def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
     """True when every element of a is close to b's (NumPy's and PyTorch's rule), on any device."""
     a = a.data if isinstance(a, Tensor) else a
     b = b.data if isinstance(b, Tensor) else b
-    return builtins.bool(backend.get_array_module(a).allclose(a, b, rtol=rtol, atol=atol))
+    return builtins.bool(backend.get_array_module(a).allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
 def equal(a, b):

@@ -389,8 +389,9 @@ class Tensor:
         """As PyTorch prints: 4 decimals, up to 1000 elements in full, the device unless the CPU, the
         dtype unless float32, int64 or bool."""
         body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(", threshold=1000,
-                               precision=4)
-        extra = "" if self.device == "cpu" else f", device='{self.device}'"
+                               precision=4, floatmode="fixed")
+        extra = f", size={self.shape}" if self.numel() == 0 and self.ndim > 1 else ""
+        extra += "" if self.device == "cpu" else f", device='{self.device}'"
         extra += "" if self.dtype in (np.float32, np.int64, np.bool_) else f", dtype={self.dtype}"
         extra += f", grad_fn=<{self._ctx.name}>" if self._ctx is not None and not getattr(self._ctx, "freed", False) \
             else (", requires_grad=True" if self.requires_grad else "")
@@ -472,6 +473,10 @@ class Tensor:
     def double(self):
         """A float64 copy (differentiable), e.g. for gradient checks."""
         return self.astype(np.float64)
+
+    def half(self):
+        """A float16 copy (differentiable)."""
+        return self.astype(np.float16)
 
     def long(self):
         """An int64 copy (no gradient), e.g. token ids."""
@@ -669,12 +674,25 @@ class Tensor:
         self._version += 1
 
     def __floordiv__(self, other):
-        """Integer division (no gradient), as PyTorch's //."""
-        return Tensor._make(self.data // _raw_operand(other, self), self.device)
+        """Floor division (no gradient), as PyTorch's //; dtypes follow the arithmetic rule."""
+        a, b = _operands(self, other)
+        return Tensor._make(a.data // (b.data if isinstance(b, Tensor) else b), self.device)
+
+    def __rfloordiv__(self, other):
+        b, a = _operands(self, other)
+        return Tensor._make((a.data if isinstance(a, Tensor) else a) // b.data, self.device)
 
     def __mod__(self, other):
-        """Remainder (no gradient), as PyTorch's %."""
-        return Tensor._make(self.data % _raw_operand(other, self), self.device)
+        """Remainder, as PyTorch's %: x - floor(x / y) y; for a float x its gradient is 1 (y a constant)."""
+        a, b = _operands(self, other)
+        q = a.data // (b.data if isinstance(b, Tensor) else b)
+        if a.dtype.kind != "f":
+            return Tensor._make(a.data % (b.data if isinstance(b, Tensor) else b), self.device)
+        return a - Tensor._make(q * (b.data if isinstance(b, Tensor) else b), self.device)
+
+    def __rmod__(self, other):
+        b, a = _operands(self, other)
+        return Tensor._make((a.data if isinstance(a, Tensor) else a) % b.data, self.device)
 
     # comparisons give boolean tensors outside the graph (masks)
     def _compare(self, other, op):
@@ -763,15 +781,18 @@ class Tensor:
             values, idx = values.squeeze(axis), idx.squeeze(axis)
         return ValuesIndices(values, idx)
 
-    def var(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
-        """Variance over `axis` with `correction` (1: unbiased, as PyTorch; 0: biased)."""
+    def var(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None, unbiased=None):
+        """Variance over `axis` with `correction` (1: unbiased, as PyTorch; 0: biased; or unbiased=False)."""
         axis, keepdims = _dims(axis, dim, keepdims, keepdim, self.ndim, "var")
+        if unbiased is not None:
+            correction = 1 if unbiased else 0
         return ops.Var.apply(_floats(self), axis=axis, keepdims=keepdims, correction=correction)
 
-    def std(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None):
+    def std(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None, unbiased=None):
         """Standard deviation: the square root of var() (correction 1 by default, as PyTorch);
         the gradient of a constant's std is 0, as PyTorch's."""
-        return ops.Sqrt.apply(self.var(axis, keepdims, correction, dim=dim, keepdim=keepdim), zero_at_zero=True)
+        v = self.var(axis, keepdims, correction, dim=dim, keepdim=keepdim, unbiased=unbiased)
+        return ops.Sqrt.apply(v, zero_at_zero=True)
 
     def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
         """Indices of the maxima (no gradient)."""
@@ -839,6 +860,8 @@ class Tensor:
         if idx.ndim != self.ndim or idx.dtype.kind not in "iu":
             raise ValueError(f"gather: index must be integers with {self.ndim} axes, got {tuple(idx.shape)} "
                              f"of dtype {idx.dtype}")
+        if idx.size and not (0 <= int(idx.min()) and int(idx.max()) < self.shape[axis]):
+            raise IndexError(f"gather: index out of range [0, {self.shape[axis]}) along dim {dim}")
         xp = backend.get_array_module(self.data)
         full = tuple(idx if a == axis else xp.arange(n).reshape((-1,) + (1,) * (self.ndim - a - 1))
                      for a, n in enumerate(idx.shape))
@@ -888,7 +911,9 @@ class Tensor:
 
     def log10(self):
         """Base-10 logarithm, elementwise (e.g. to plot update-to-data ratios)."""
-        return _floats(self).log() * (1.0 / math.log(10.0))
+        y = _floats(self).log() * (1.0 / math.log(10.0))     # the graph: d/dx = 1 / (x ln 10)
+        y.data = backend.get_array_module(y.data).log10(_floats(self).data)   # the values: exact at 10 ** k
+        return y
 
     def sqrt(self):
         """Square root, elementwise."""

@@ -109,9 +109,10 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5, *torch_eps):
         if shape != x.shape[-1:]:
             raise ValueError(f"layer_norm: normalized_shape {shape} must be the last axis of input {x.shape} "
                              "(tinylm normalises over the last axis only)")
-        # PyTorch's (x, shape, weight, bias, eps) arrived as (x, weight=shape, bias=weight, eps=bias, eps)
+        # PyTorch's (x, shape, weight, bias, eps) arrived as (x, weight=shape, bias=weight, eps=bias, eps);
+        # a number in the bias slot is an eps given by keyword
         weight, bias, eps = bias, (eps if eps is None or isinstance(eps, Tensor) else None), \
-            (torch_eps[0] if torch_eps else 1e-5)
+            (torch_eps[0] if torch_eps else eps if isinstance(eps, (int, float)) else 1e-5)
     c = x.shape[-1]
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (c,):

@@ -208,7 +208,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = p.grad.data * 0 if isinstance(p.grad, Tensor) else p.grad * 0
+                (p.grad.data if isinstance(p.grad, Tensor) else p.grad)[...] = 0   # in place, and inf * 0 is no 0
 
     def requires_grad_(self, requires_grad=True):
         """Set requires_grad on every parameter (False freezes them: no gradients); returns self."""
@@ -421,6 +421,12 @@ class ModuleDict(Module):
             self[name] = value
         else:
             super().__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if name in vars(self).get("_dict", {}):
+            del self._dict[name]
+        else:
+            super().__delattr__(name)
 
     def named_children(self):
         yield from self._dict.items()

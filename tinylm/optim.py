@@ -179,6 +179,7 @@ class Optimizer:
                     if key != "step" and backend.device_of(value) != p.device:
                         state[key] = backend.to_device(value, p.device)
                 self._update(group, p, w, g, state)
+                p._version += 1                                # a graph built on the old values is refused
 
     def _update(self, group, p, w, g, state):
         raise NotImplementedError
