@@ -752,3 +752,30 @@ def test_repr_prints_fixed_decimals_and_empty_sizes():
     assert repr(tl.zeros(2, 0)) == "tensor([], size=(2, 0))"
     assert tl.ones(2).half().dtype == np.float16 and tl.allclose(tl.tensor([float("nan")]), tl.tensor([float("nan")]),
                                                                 equal_nan=True)
+
+
+def test_in_place_changes_through_views_and_detach_are_seen(device):
+    a = tl.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    b = a * a
+    d = a.detach()
+    d += 1                                                     # the same memory as a
+    with pytest.raises(RuntimeError, match="changed in place"):
+        b.sum().backward()
+    a = tl.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    b = a * 2.0
+    c = b * b
+    with tl.no_grad():
+        v = b[0:2]                                             # a view of b
+        v += 100
+    with pytest.raises(RuntimeError, match="changed in place"):
+        c.sum().backward()
+    x = tl.tensor([[1.0, 2.0]], device=device, requires_grad=True)
+    z = (x * x).sum()
+    with tl.no_grad():
+        y = x.reshape(2)
+        y += 1
+    with pytest.raises(RuntimeError, match="changed in place"):
+        z.backward()
+    x = tl.tensor([1.0, 2.0], device=device, requires_grad=True)
+    (x[[0, 1]] * x).sum().backward()                           # a copy (fancy index) with nothing changed: fine
+    assert x.grad is not None

@@ -198,6 +198,12 @@ def register(cls):
     return cls
 
 
+def _is_view(a):
+    """True when array `a` is a view of another array's memory (NumPy, CuPy, strict)."""
+    a = getattr(a, "_a", a)                                    # a strict array's NumPy array
+    return getattr(a, "base", None) is not None
+
+
 class Function:
     """One differentiable op. Subclasses write `forward(*arrays)` and `backward(*grads)` side by side.
 
@@ -206,6 +212,8 @@ class Function:
     gradient array per output and returns one gradient per argument (None for arguments that
     need none). Keyword arguments of `apply` go to `__init__`.
     """
+
+    view_of = None  # the index of the argument whose memory the output may view (reshape, slices, ...)
 
     def __init__(self, **kwargs):
         self.__dict__.update(kwargs)
@@ -238,10 +246,15 @@ class Function:
             outs = tuple(Tensor._make(np.asarray(y) if isinstance(y, np.generic) else y, device) for y in ys)
         else:
             outs = (Tensor._make(np.asarray(ys) if isinstance(ys, np.generic) else ys, device),)
+        if cls.view_of is not None and isinstance(args[cls.view_of], Tensor):
+            src = args[cls.view_of]
+            for o in outs:                                     # a view shares its source's change count
+                if _is_view(o.data):
+                    o._vc = src._vc
         if needs_grad and _grad_enabled:
             fn.args = args
             fn.versions = [a._version if isinstance(a, Tensor) else None for a in args]
-            fn.outs = [weakref.ref(o) for o in outs]
+            fn.outs = [(weakref.ref(o), o._version) for o in outs]
             fn.n_out = len(outs)
             fn.out_meta = [(o.data.shape, o.data.dtype) for o in outs]
             for i, o in enumerate(outs):
@@ -284,7 +297,7 @@ class Tensor:
     axis is taken (NumPy's `axis=`/`keepdims=` are the same thing).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_idx", "name", "_retain", "_version",
+    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_idx", "name", "_retain", "_vc",
                  "__weakref__")
     __array_ufunc__ = None  # `numpy_array + tensor` defers to Tensor.__radd__
     __array_priority__ = 1000
@@ -307,7 +320,7 @@ class Tensor:
         self._idx = 0
         self.name = None
         self._retain = False
-        self._version = 0  # counts in-place changes, so backward can refuse data changed under it
+        self._vc = [0]  # counts in-place changes, shared by views, so backward can refuse data changed under it
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got dtype {data.dtype}")
         self.requires_grad = bool(requires_grad)
@@ -316,7 +329,7 @@ class Tensor:
     def _make(cls, data, device):
         t = object.__new__(cls)
         t.data, t.device, t.grad, t._ctx, t._idx, t.name, t.requires_grad = data, device, None, None, 0, None, False
-        t._retain, t._version = False, 0
+        t._retain, t._vc = False, [0]
         return t
 
     # ------------------------------------------------------------------ properties
@@ -441,8 +454,19 @@ class Tensor:
         return self.to("cpu")
 
     def detach(self):
-        """A tensor sharing the data, cut from the graph."""
-        return Tensor._make(self.data, self.device)
+        """A tensor sharing the data (and its change count), cut from the graph."""
+        t = Tensor._make(self.data, self.device)
+        t._vc = self._vc
+        return t
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has had (shared with its views)."""
+        return self._vc[0]
+
+    @_version.setter
+    def _version(self, value):
+        self._vc[0] = value
 
     def requires_grad_(self, flag=True):
         """Set requires_grad in place (leaves only) and return self."""
@@ -1099,7 +1123,7 @@ def _index(index, like):
 def _check_versions(fn):
     """Refuse to differentiate through a Function whose inputs or outputs were changed in place since."""
     changed = [x for x, v in zip(fn.args, fn.versions) if v is not None and x._version != v]
-    changed += [o for o in (r() for r in fn.outs) if o is not None and o._version]
+    changed += [o for o, v in ((r(), v) for r, v in fn.outs) if o is not None and o._version != v]
     if changed:
         raise RuntimeError(f"backward through {fn.name}: a tensor of shape {changed[0].shape} it used was changed "
                            "in place afterwards (+=, -=, ... or nn.init), so its gradient would be wrong; "

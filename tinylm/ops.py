@@ -163,6 +163,8 @@ class ToDevice(Function):
 class BroadcastTo(Function):
     """A read-only broadcast view of x with `shape` (Tensor.expand); the gradient sums back."""
 
+    view_of = 0  # the output may be a view of x: it shares x's change count
+
     def forward(self, x):
         self.in_shape = x.shape
         return get_array_module(x).broadcast_to(x, self.shape)
@@ -257,6 +259,8 @@ class Var(Function):
 # ============================================================================ shape ops
 @register
 class Reshape(Function):
+    view_of = 0  # the output may be a view of x: it shares x's change count
+
     def forward(self, x):
         self.in_shape = x.shape
         try:
@@ -271,6 +275,8 @@ class Reshape(Function):
 
 @register
 class Permute(Function):
+    view_of = 0  # the output may be a view of x: it shares x's change count
+
     def forward(self, x):
         return x.transpose(self.axes)
 
@@ -292,6 +298,8 @@ class GetItem(Function):
 
     Backward scatters the gradient back; repeated indices accumulate (scatter-add).
     """
+
+    view_of = 0  # the output may be a view of x: it shares x's change count
 
     def forward(self, x):
         self.in_shape, self.dtype_ = x.shape, x.dtype
@@ -344,6 +352,8 @@ class Stack(Function):
 @register
 class Split(Function):
     """Cut a tensor into pieces along an axis at `bounds` (several outputs)."""
+
+    view_of = 0  # the output may be a view of x: it shares x's change count
 
     def forward(self, x):
         xp = get_array_module(x)
