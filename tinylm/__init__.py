@@ -270,14 +270,15 @@ del _name
 
 
 def _reduce_with_indices(name):
-    def fn(input, dim=None, keepdim=False):
-        if isinstance(dim, Tensor):
-            raise TypeError(f"tl.{name}(a, b) elementwise is not here; use tl.where(a > b, a, b)-style code")
+    def fn(input, dim=None, keepdim=False, *, axis=None):
+        dim = axis if dim is None else dim
+        if isinstance(dim, Tensor):                            # tl.max(a, b): elementwise, as PyTorch
+            return functional.where(input >= dim if name == "max" else input <= dim, input, dim)
         m = getattr(input, name)
         return m() if dim is None else m(dim=dim, keepdim=keepdim)
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = (f"`tl.{name}(x)`: the {name}imum; `tl.{name}(x, dim)`: (values, indices) along dim, "
-                  f"as PyTorch's torch.{name}.")
+    fn.__doc__ = (f"`tl.{name}(x)`: the {name}imum; `tl.{name}(x, dim)`: (values, indices) along dim; "
+                  f"`tl.{name}(a, b)`: elementwise; as PyTorch's torch.{name}.")
     return fn
 
 

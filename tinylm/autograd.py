@@ -344,8 +344,9 @@ class Tensor:
         """All axes reversed (the transpose of a matrix)."""
         return self.permute(*reversed(range(self.ndim)))
 
-    def size(self, dim=None):
+    def size(self, dim=None, *, axis=None):
         """The shape (PyTorch's name), or the length of axis `dim`."""
+        dim = axis if dim is None else dim
         return self.shape if dim is None else self.shape[_one_axis(dim, self.ndim, "size")]
 
     def numel(self):
@@ -386,7 +387,7 @@ class Tensor:
         return int(self.item())
 
     def __format__(self, spec):
-        return format(self.item(), spec) if self.numel() == 1 and spec else format(str(self), spec)
+        return format(self.item(), spec) if self.numel() == 1 else format(str(self), spec)
 
     def __array__(self, dtype=None, copy=None):
         """np.asarray(tensor) for a CPU tensor; other devices refuse, as CuPy does (use .numpy())."""
@@ -401,8 +402,11 @@ class Tensor:
     def __repr__(self):
         """As PyTorch prints: 4 decimals, up to 1000 elements in full, the device unless the CPU, the
         dtype unless float32, int64 or bool."""
-        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(", threshold=1000,
-                               precision=4, floatmode="fixed")
+        host = backend.to_numpy(self.data)
+        finite = host[np.isfinite(host)] if host.dtype.kind == "f" else host
+        whole = host.dtype.kind != "f" or bool(np.all(finite == np.round(finite)))   # 1., 2. as PyTorch
+        body = np.array2string(host, separator=", ", prefix="tensor(", threshold=1000, precision=4,
+                               floatmode="maxprec" if whole else "fixed")
         extra = f", size={self.shape}" if self.numel() == 0 and self.ndim > 1 else ""
         extra += "" if self.device == "cpu" else f", device='{self.device}'"
         extra += "" if self.dtype in (np.float32, np.int64, np.bool_) else f", dtype={self.dtype}"
@@ -491,16 +495,16 @@ class Tensor:
         return ops.Cast.apply(self, dtype=np.dtype(dtype))
 
     def float(self):
-        """A float32 copy (differentiable)."""
-        return self.astype(np.float32)
+        """As float32 (differentiable); self when it already is, as in PyTorch."""
+        return self.to(np.float32)
 
     def double(self):
-        """A float64 copy (differentiable), e.g. for gradient checks."""
-        return self.astype(np.float64)
+        """As float64 (differentiable), e.g. for gradient checks; self when it already is."""
+        return self.to(np.float64)
 
     def half(self):
-        """A float16 copy (differentiable)."""
-        return self.astype(np.float16)
+        """As float16 (differentiable); self when it already is."""
+        return self.to(np.float16)
 
     def long(self):
         """An int64 copy (no gradient), e.g. token ids."""
@@ -523,12 +527,13 @@ class Tensor:
         return self
 
     # ------------------------------------------------------------------ backward
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad=None, retain_graph=False, *, gradient=None):
         """Accumulate d(self)/d(leaf) into every leaf's `.grad`, walking the graph in reverse.
 
         `grad` is the upstream gradient (an array or Tensor of self's shape); a one-element
         output may omit it (seeded with 1). Without `retain_graph`, saved arrays are freed.
         """
+        grad = gradient if gradient is not None else grad      # PyTorch's name for it
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad (was it made under no_grad()?)")
         xp = backend.get_array_module(self.data)
@@ -709,10 +714,10 @@ class Tensor:
     def __mod__(self, other):
         """Remainder, as PyTorch's %: x - floor(x / y) y; for a float x its gradient is 1 (y a constant)."""
         a, b = _operands(self, other)
-        q = a.data // (b.data if isinstance(b, Tensor) else b)
         if a.dtype.kind != "f":
             return Tensor._make(a.data % (b.data if isinstance(b, Tensor) else b), self.device)
-        return a - Tensor._make(q * (b.data if isinstance(b, Tensor) else b), self.device)
+        q = Tensor._make(a.data // (b.data if isinstance(b, Tensor) else b), self.device)   # a constant
+        return a - q * b                                       # gradients: 1 for a, -floor(a / b) for b
 
     def __rmod__(self, other):
         b, a = _operands(self, other)
@@ -805,17 +810,18 @@ class Tensor:
             values, idx = values.squeeze(axis), idx.squeeze(axis)
         return ValuesIndices(values, idx)
 
-    def var(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None, unbiased=None):
-        """Variance over `axis` with `correction` (1: unbiased, as PyTorch; 0: biased; or unbiased=False)."""
+    def var(self, axis=None, unbiased=None, keepdims=False, *, correction=1, dim=None, keepdim=None):
+        """Variance over `axis`, unbiased by default (PyTorch's order: `x.var(1, False)` is the
+        biased one); `correction=0` is biased too."""
         axis, keepdims = _dims(axis, dim, keepdims, keepdim, self.ndim, "var")
         if unbiased is not None:
             correction = 1 if unbiased else 0
         return ops.Var.apply(_floats(self), axis=axis, keepdims=keepdims, correction=correction)
 
-    def std(self, axis=None, keepdims=False, correction=1, *, dim=None, keepdim=None, unbiased=None):
-        """Standard deviation: the square root of var() (correction 1 by default, as PyTorch);
+    def std(self, axis=None, unbiased=None, keepdims=False, *, correction=1, dim=None, keepdim=None):
+        """Standard deviation: the square root of var() (unbiased by default, as PyTorch);
         the gradient of a constant's std is 0, as PyTorch's."""
-        v = self.var(axis, keepdims, correction, dim=dim, keepdim=keepdim, unbiased=unbiased)
+        v = self.var(axis, unbiased, keepdims, correction=correction, dim=dim, keepdim=keepdim)
         return ops.Sqrt.apply(v, zero_at_zero=True)
 
     def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
@@ -850,15 +856,19 @@ class Tensor:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
         return self.reshape(self.shape[:a] + (-1,) + self.shape[b + 1:])
 
-    def unsqueeze(self, dim):
+    def unsqueeze(self, dim=None, *, axis=None):
         """A new axis of length 1 at `dim` (-1: last)."""
+        dim = axis if dim is None else dim
+        if dim is None:
+            raise TypeError("unsqueeze: give the axis, unsqueeze(dim)")
         if not -self.ndim - 1 <= dim <= self.ndim:
             raise ValueError(f"unsqueeze: dim {dim} is out of range for a tensor with {self.ndim} axes")
         dim = dim % (self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
-    def squeeze(self, dim=None):
+    def squeeze(self, dim=None, *, axis=None):
         """Drop axes of length 1 (all of them, or `dim` if it has length 1)."""
+        dim = axis if dim is None else dim
         dims = range(self.ndim) if dim is None else [_one_axis(dim, self.ndim, "squeeze")]
         drop = {d for d in dims if self.shape[d] == 1}
         return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in drop))
@@ -872,13 +882,15 @@ class Tensor:
         shape = tuple(n if n != -1 else self.shape[i - lead] for i, n in enumerate(sizes))
         return ops.BroadcastTo.apply(self, shape=shape)
 
-    def unbind(self, dim=0):
+    def unbind(self, dim=0, *, axis=None):
         """The slices along `dim`, as a tuple (each one axis fewer)."""
+        dim = dim if axis is None else axis
         axis = _one_axis(dim, self.ndim, "unbind")
         return tuple(self[(slice(None),) * axis + (i,)] for i in range(self.shape[axis]))
 
-    def gather(self, dim, index):
+    def gather(self, dim=None, index=None, *, axis=None):
         """out[i][j] = x[i][index[i][j]] along `dim` (PyTorch's gather); the gradient scatters back."""
+        dim = axis if dim is None else dim
         axis = _one_axis(dim, self.ndim, "gather")
         idx = index.data if isinstance(index, Tensor) else backend.to_device(np.asarray(index), self.device)
         if idx.ndim != self.ndim or idx.dtype.kind not in "iu":
@@ -891,8 +903,9 @@ class Tensor:
                      for a, n in enumerate(idx.shape))
         return self[full]
 
-    def topk(self, k, dim=-1, largest=True, sorted=True):
+    def topk(self, k, dim=-1, largest=True, sorted=True, *, axis=None):
         """(values, indices) of the k largest (or smallest) along `dim`, largest first (PyTorch's topk)."""
+        dim = dim if axis is None else axis
         axis = _one_axis(dim, self.ndim, "topk")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= self.shape[axis]:
             raise ValueError(f"topk: k must be an int in [0, {self.shape[axis]}], got {k!r}")
@@ -902,8 +915,9 @@ class Tensor:
         indices = Tensor._make(idx.astype(np.int64, copy=False), self.device)
         return ValuesIndices(self.gather(axis, indices), indices)
 
-    def chunk(self, chunks, dim=0):
+    def chunk(self, chunks, dim=0, *, axis=None):
         """`chunks` pieces along `dim`, each ceil(n / chunks) long (the last may be shorter), as PyTorch."""
+        dim = dim if axis is None else axis
         if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
             raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
         n = self.shape[_one_axis(dim, self.ndim, "chunk")]

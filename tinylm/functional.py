@@ -23,7 +23,8 @@ def _check_tensor(x, name, fn):
 # ---------------------------------------------------------------------------- activations
 def relu(x):
     """max(x, 0), elementwise."""
-    return ops.Relu.apply(x)
+    _check_tensor(x, "x", "relu")
+    return x.relu()
 
 
 def gelu(x, approximate="tanh"):
@@ -34,13 +35,15 @@ def gelu(x, approximate="tanh"):
 
 
 def tanh(x):
-    """Hyperbolic tangent, elementwise."""
-    return ops.Tanh.apply(x)
+    """Hyperbolic tangent, elementwise (integers give float32)."""
+    _check_tensor(x, "x", "tanh")
+    return x.tanh()
 
 
 def sigmoid(x):
-    """1 / (1 + exp(-x)), elementwise."""
-    return ops.Sigmoid.apply(x)
+    """1 / (1 + exp(-x)), elementwise (integers give float32)."""
+    _check_tensor(x, "x", "sigmoid")
+    return x.sigmoid()
 
 
 def softmax(x, axis=-1, *, dim=None):

@@ -14,7 +14,7 @@ from . import backend
 from .autograd import Tensor, no_grad
 
 
-class GradcheckError(AssertionError):
+class GradcheckError(AssertionError, RuntimeError):  # PyTorch raises a RuntimeError
     """Raised by `gradcheck` when an analytic gradient disagrees with the numerical one."""
 
 
