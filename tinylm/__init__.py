@@ -230,23 +230,49 @@ def _triangle(t, diagonal, fn):
     return t.masked_fill(Tensor._make(~keep, t.device), 0)      # a fill, not a product: -inf * 0 would be nan
 
 
-def save(state_dict, path):
-    """Write a model's state_dict ({name: array or Tensor}) to `path`: one .npz, atomically, no pickle.
+def save(obj, path):
+    """Write `obj` to `path` as one .npz (arrays) with JSON (the rest), atomically, never pickle.
 
-    `tl.save(model.state_dict(), "model.npz")`; `tinylm.checkpoint.save_checkpoint` saves a whole
-    run (optimizer, config, tokenizer, step). Returns the path.
+    `obj` is a state_dict, or a nest of dicts, lists, arrays, Tensors, numbers and strings, as
+    nanoGPT's `torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), ...})`.
+    Returns the path. (`tinylm.checkpoint.save_checkpoint` is the training loop's richer format.)
     """
     from .checkpoint import save_checkpoint
-    if not isinstance(state_dict, dict):
-        raise TypeError(f"save: expected a state_dict (a dict of arrays), got {type(state_dict).__name__}")
-    return save_checkpoint(path, {k: v.data if isinstance(v, Tensor) else v for k, v in state_dict.items()})
+    obj = _host_tree(obj)
+    if isinstance(obj, dict) and all(isinstance(k, str) and hasattr(v, "shape") for k, v in obj.items()):
+        return save_checkpoint(path, obj)                      # a state_dict: arrays by name
+    if not isinstance(obj, (dict, list, tuple)):
+        raise TypeError(f"save: expected a state_dict or a dict/list of them, got {type(obj).__name__}")
+    return save_checkpoint(path, {}, extra={"object": obj})
 
 
-def load(path, device="cpu"):
-    """The state_dict written by `save`, as {name: array} on `device`, read without pickle:
+def load(path, device="cpu", map_location=None):
+    """What `save` wrote, with its arrays on `device` (PyTorch's `map_location` too), read without pickle:
     `model.load_state_dict(tl.load("model.npz"))`."""
     from .checkpoint import load_checkpoint
-    return {k: backend.to_device(v, device) for k, v in load_checkpoint(path).model.items()}
+    ck = load_checkpoint(path)
+    device = map_location or device
+    return _device_tree(ck.extra["object"] if "object" in ck.extra and not ck.model else dict(ck.model), device)
+
+
+def _host_tree(obj):
+    if isinstance(obj, Tensor):
+        return obj.data
+    if isinstance(obj, dict):
+        return {k: _host_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_host_tree(v) for v in obj]
+    return obj
+
+
+def _device_tree(obj, device):
+    if hasattr(obj, "shape") and hasattr(obj, "dtype"):
+        return backend.to_device(obj, device)
+    if isinstance(obj, dict):
+        return {k: _device_tree(v, device) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_device_tree(v, device) for v in obj]
+    return obj
 
 
 # ---------------------------------------------------------------------------- PyTorch's function forms
@@ -297,8 +323,40 @@ def equal(a, b):
     return a.shape == b.shape and builtins.bool((a == b).all())
 
 
+class _GradScaler:
+    """PyTorch's mixed-precision loss scaler, disabled (tinylm trains in float32): `scale(loss)` is
+    the loss, `step(opt)` is `opt.step()`, so nanoGPT's training step ports unchanged."""
+
+    def __init__(self, enabled=True, **kwargs):
+        if enabled:
+            raise NotImplementedError("GradScaler: tinylm has no mixed-precision training; pass enabled=False "
+                                      "(nanoGPT: dtype 'float32')")
+
+    def scale(self, loss):
+        """The loss itself."""
+        return loss
+
+    def unscale_(self, optimizer):
+        """Nothing to unscale."""
+
+    def step(self, optimizer):
+        """optimizer.step()."""
+        optimizer.step()
+
+    def update(self, new_scale=None):
+        """Nothing to update."""
+
+
+class amp:
+    """`tl.amp.GradScaler` / `tl.cuda.amp.GradScaler`: only `enabled=False` (no mixed precision here)."""
+
+    GradScaler = _GradScaler
+
+
 class cuda:
     """PyTorch's `torch.cuda.is_available()` and `device_count()`, so ported scripts pick their device."""
+
+    amp = amp
 
     @staticmethod
     def is_available():
@@ -321,7 +379,7 @@ __all__ = [
     "Tensor", "Function", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "rand", "randint",
     "arange", "zeros_like", "ones_like", "full_like", "randn_like", "rand_like", "tril", "triu",
     "cat", "concat", "stack", "where", "save", "load", "Generator", "multinomial", "linspace", "allclose",
-    "equal", "cuda", "float16", "half", *_METHOD_FORMS, "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
+    "equal", "cuda", "amp", "float16", "half", *_METHOD_FORMS, "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
     "inference_mode", "manual_seed",
     "gpu_available", "get_array_module", "parse_device", "sum_to", "gradcheck", "GradcheckError",
     "F", "functional", "backend", "optim", "data", "checkpoint", "nn", "train",
