@@ -1061,6 +1061,8 @@ def _operands(a, b, scalar_ok=True, true_divide=False):
     """Tensor `a` and the other operand `b` of an arithmetic op, with PyTorch's dtype rule: an
     integer or boolean side takes the float side's dtype (float32 + int stays float32, where
     NumPy would give float64), and integers divided give float32."""
+    if a.data.dtype.kind == "f" and (type(b) is float or type(b) is Tensor and b.data.dtype.kind == "f"):
+        return a, b                                            # the common case, quickly
     b = _const(b, a, scalar_ok)
     fa = a.dtype.kind == "f"
     fb = b.dtype.kind == "f" if isinstance(b, Tensor) else isinstance(b, float)
