@@ -253,8 +253,8 @@ class Function:
                     o._vc = src._vc
         if needs_grad and _grad_enabled:
             fn.args = args
-            fn.versions = [a._version if isinstance(a, Tensor) else None for a in args]
-            fn.outs = [(weakref.ref(o), o._version) for o in outs]
+            fn.versions = [a._vc[0] if isinstance(a, Tensor) else None for a in args]
+            fn.outs = [(weakref.ref(o), o._vc[0]) for o in outs]
             fn.n_out = len(outs)
             fn.out_meta = [(o.data.shape, o.data.dtype) for o in outs]
             for i, o in enumerate(outs):
@@ -1138,8 +1138,8 @@ def _index(index, like):
 
 def _check_versions(fn):
     """Refuse to differentiate through a Function whose inputs or outputs were changed in place since."""
-    changed = [x for x, v in zip(fn.args, fn.versions) if v is not None and x._version != v]
-    changed += [o for o, v in ((r(), v) for r, v in fn.outs) if o is not None and o._version != v]
+    changed = [x for x, v in zip(fn.args, fn.versions) if v is not None and x._vc[0] != v]
+    changed += [o for o, v in ((r(), v) for r, v in fn.outs) if o is not None and o._vc[0] != v]
     if changed:
         raise RuntimeError(f"backward through {fn.name}: a tensor of shape {changed[0].shape} it used was changed "
                            "in place afterwards (+=, -=, ... or nn.init), so its gradient would be wrong; "
