@@ -818,3 +818,11 @@ def test_save_and_load_a_whole_nanogpt_checkpoint_and_the_disabled_grad_scaler(t
     np.testing.assert_array_equal(m2.weight.numpy(), m.weight.numpy())
     with pytest.raises(NotImplementedError, match="enabled=False"):
         tl.amp.GradScaler()
+
+
+def test_topk_ranks_nan_first_and_integer_division_by_zero_raises(device):
+    v, i = tl.tensor([1.0, float("nan"), 3.0], device=device).topk(2)
+    assert np.isnan(v.numpy()[0]) and i.tolist() == [1, 2]
+    for fn in (lambda t: t // 0, lambda t: t % tl.tensor([1, 0], device=device), lambda t: 7 // (t * 0)):
+        with pytest.raises(ZeroDivisionError):
+            fn(tl.tensor([4, 5], device=device))

@@ -705,23 +705,23 @@ class Tensor:
     def __floordiv__(self, other):
         """Floor division (no gradient), as PyTorch's //; dtypes follow the arithmetic rule."""
         a, b = _operands(self, other)
-        return Tensor._make(a.data // (b.data if isinstance(b, Tensor) else b), self.device)
+        return Tensor._make(a.data // _int_divisor(b, a), self.device)
 
     def __rfloordiv__(self, other):
         b, a = _operands(self, other)
-        return Tensor._make((a.data if isinstance(a, Tensor) else a) // b.data, self.device)
+        return Tensor._make((a.data if isinstance(a, Tensor) else a) // _int_divisor(b, a), self.device)
 
     def __mod__(self, other):
         """Remainder, as PyTorch's %: x - floor(x / y) y; for a float x its gradient is 1 (y a constant)."""
         a, b = _operands(self, other)
         if a.dtype.kind != "f":
-            return Tensor._make(a.data % (b.data if isinstance(b, Tensor) else b), self.device)
+            return Tensor._make(a.data % _int_divisor(b, a), self.device)
         q = Tensor._make(a.data // (b.data if isinstance(b, Tensor) else b), self.device)   # a constant
         return a - q * b                                       # gradients: 1 for a, -floor(a / b) for b
 
     def __rmod__(self, other):
         b, a = _operands(self, other)
-        return Tensor._make((a.data if isinstance(a, Tensor) else a) % b.data, self.device)
+        return Tensor._make((a.data if isinstance(a, Tensor) else a) % _int_divisor(b, a), self.device)
 
     # comparisons give boolean tensors outside the graph (masks)
     def _compare(self, other, op):
@@ -909,7 +909,10 @@ class Tensor:
         axis = _one_axis(dim, self.ndim, "topk")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= self.shape[axis]:
             raise ValueError(f"topk: k must be an int in [0, {self.shape[axis]}], got {k!r}")
+        xp = backend.get_array_module(self.data)
         keys = -self.data if largest else self.data
+        if largest and self.dtype.kind == "f":
+            keys = xp.where(xp.isnan(self.data), -xp.inf, keys)   # nan ranks first, as PyTorch
         order = backend.argsort_stable(keys, axis=axis)
         idx = order[(slice(None),) * axis + (slice(0, k),)]
         indices = Tensor._make(idx.astype(np.int64, copy=False), self.device)
@@ -1007,13 +1010,15 @@ class Tensor:
         return split(self, split_size_or_sections, axis if dim is None else dim)
 
 
-def _raw_operand(x, like):
-    """The other operand of a non-differentiable op, as an array or a Python scalar on like's device."""
-    if isinstance(x, Tensor):
-        if x.device != like.device:
-            raise ValueError(f"tensors on '{like.device}' and '{x.device}'")
-        return x.data
-    return _scalar(x) if not isinstance(x, (list, tuple)) else _const(x, like).data
+def _int_divisor(b, a):
+    """The divisor b of `a // b` or `a % b` as an array or scalar; with integers on both sides a zero
+    raises, as in PyTorch (NumPy gives 0 and a warning)."""
+    d = b.data if isinstance(b, Tensor) else b
+    kind = d.dtype.kind if hasattr(d, "dtype") else "i" if isinstance(d, int) else "f"
+    a_kind = a.dtype.kind if isinstance(a, Tensor) else "i" if isinstance(a, int) else "f"
+    if kind in "iub" and a_kind in "iub" and bool((d == 0).any() if hasattr(d, "any") else d == 0):
+        raise ZeroDivisionError("integer division or modulo by zero")
+    return d
 
 
 def _floats(x):
