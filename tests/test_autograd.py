@@ -826,3 +826,27 @@ def test_topk_ranks_nan_first_and_integer_division_by_zero_raises(device):
     for fn in (lambda t: t // 0, lambda t: t % tl.tensor([1, 0], device=device), lambda t: 7 // (t * 0)):
         with pytest.raises(ZeroDivisionError):
             fn(tl.tensor([4, 5], device=device))
+
+
+def test_fourth_hunt_fixes():
+    assert (tl.tensor([1000.1]) % 0.7).item() == pytest.approx(np.float32(1000.1) % np.float32(0.7), rel=1e-5)
+    x = tl.tensor([2.5, 4.0], requires_grad=True)
+    y = 7.0 % x
+    assert y.requires_grad and y.tolist() == [2.0, 3.0]
+    y.sum().backward()
+    assert tl.backend.to_numpy(x.grad).tolist() == [-2.0, -1.0]            # d(7 % x)/dx = -floor(7 / x)
+    a = tl.tensor([2.0, float("nan")], requires_grad=True)
+    b = tl.tensor([2.0, 1.0], requires_grad=True)
+    m = tl.max(a, b)
+    assert np.isnan(m.numpy()[1]) and np.isnan(tl.max(b, a).numpy()[1])      # nan wins either way
+    m.sum().backward()
+    assert tl.backend.to_numpy(a.grad)[0] == 0.5 and tl.backend.to_numpy(b.grad)[0] == 0.5   # a tie splits
+    v = tl.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 9.0]])
+    assert v.var(False).item() == pytest.approx(np.var([1, 2, 3, 4, 5, 9]))
+    assert (tl.ones(2) + tl.tensor(2.0, dtype=tl.float64)).dtype == np.float32
+    assert f"{tl.tensor([2.5])}" == "tensor([2.5000])" and f"{tl.tensor(2.5)}" == "2.5"
+    assert not tl.amp.GradScaler("cuda", enabled=False).is_enabled()
+    with pytest.raises(TypeError, match="not both"):
+        v.unsqueeze(1, axis=0)
+    with pytest.raises(TypeError, match="not both"):
+        tl.ones(1, requires_grad=True).sum().backward(tl.tensor(1.0), gradient=tl.tensor(1.0))

@@ -239,7 +239,8 @@ def save(obj, path):
     """
     from .checkpoint import save_checkpoint
     obj = _host_tree(obj)
-    if isinstance(obj, dict) and all(isinstance(k, str) and hasattr(v, "shape") for k, v in obj.items()):
+    if isinstance(obj, dict) and all(isinstance(k, str) and hasattr(v, "shape") and not isinstance(v, np.generic)
+                                     for k, v in obj.items()):
         return save_checkpoint(path, obj)                      # a state_dict: arrays by name
     if not isinstance(obj, (dict, list, tuple)):
         raise TypeError(f"save: expected a state_dict or a dict/list of them, got {type(obj).__name__}")
@@ -297,15 +298,28 @@ del _name
 
 def _reduce_with_indices(name):
     def fn(input, dim=None, keepdim=False, *, axis=None):
+        if dim is not None and axis is not None:
+            raise TypeError(f"tl.{name}: give dim or axis, not both")
         dim = axis if dim is None else dim
         if isinstance(dim, Tensor):                            # tl.max(a, b): elementwise, as PyTorch
-            return functional.where(input >= dim if name == "max" else input <= dim, input, dim)
+            return _elementwise_extreme(input, dim, name)
         m = getattr(input, name)
         return m() if dim is None else m(dim=dim, keepdim=keepdim)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = (f"`tl.{name}(x)`: the {name}imum; `tl.{name}(x, dim)`: (values, indices) along dim; "
                   f"`tl.{name}(a, b)`: elementwise; as PyTorch's torch.{name}.")
     return fn
+
+
+def _elementwise_extreme(a, b, name):
+    """maximum/minimum of a and b: nan wins (PyTorch's rule) and a tie splits the gradient in half."""
+    xp = backend.get_array_module(a.data)
+    wins = (a.data > b.data) if name == "max" else (a.data < b.data)
+    share = wins + 0.5 * (a.data == b.data)                    # a's share of the gradient
+    share = Tensor._make(share.astype(a.dtype if a.dtype.kind == "f" else backend.DEFAULT_DTYPE), a.device)
+    out = a * share + b * (1.0 - share)
+    out.data = (xp.maximum if name == "max" else xp.minimum)(a.data, b.data).astype(out.dtype, copy=False)
+    return out
 
 
 max, min = _reduce_with_indices("max"), _reduce_with_indices("min")
@@ -327,10 +341,25 @@ class _GradScaler:
     """PyTorch's mixed-precision loss scaler, disabled (tinylm trains in float32): `scale(loss)` is
     the loss, `step(opt)` is `opt.step()`, so nanoGPT's training step ports unchanged."""
 
-    def __init__(self, enabled=True, **kwargs):
+    def __init__(self, *args, enabled=True, **kwargs):     # PyTorch's device, init_scale, ... are ignored
         if enabled:
             raise NotImplementedError("GradScaler: tinylm has no mixed-precision training; pass enabled=False "
                                       "(nanoGPT: dtype 'float32')")
+
+    def is_enabled(self):
+        """False: scaling is off."""
+        return False
+
+    def get_scale(self):
+        """1.0: the loss is not scaled."""
+        return 1.0
+
+    def state_dict(self):
+        """{}: nothing to save."""
+        return {}
+
+    def load_state_dict(self, state):
+        """Nothing to load."""
 
     def scale(self, loss):
         """The loss itself."""
@@ -339,9 +368,9 @@ class _GradScaler:
     def unscale_(self, optimizer):
         """Nothing to unscale."""
 
-    def step(self, optimizer):
+    def step(self, optimizer, *args, **kwargs):
         """optimizer.step()."""
-        optimizer.step()
+        return optimizer.step(*args, **kwargs)
 
     def update(self, new_scale=None):
         """Nothing to update."""

@@ -346,7 +346,7 @@ class Tensor:
 
     def size(self, dim=None, *, axis=None):
         """The shape (PyTorch's name), or the length of axis `dim`."""
-        dim = axis if dim is None else dim
+        dim = _alias(dim, axis)
         return self.shape if dim is None else self.shape[_one_axis(dim, self.ndim, "size")]
 
     def numel(self):
@@ -387,7 +387,7 @@ class Tensor:
         return int(self.item())
 
     def __format__(self, spec):
-        return format(self.item(), spec) if self.numel() == 1 else format(str(self), spec)
+        return format(self.item(), spec) if self.ndim == 0 or self.numel() == 1 and spec else format(str(self), spec)
 
     def __array__(self, dtype=None, copy=None):
         """np.asarray(tensor) for a CPU tensor; other devices refuse, as CuPy does (use .numpy())."""
@@ -406,7 +406,7 @@ class Tensor:
         finite = host[np.isfinite(host)] if host.dtype.kind == "f" else host
         whole = host.dtype.kind != "f" or bool(np.all(finite == np.round(finite)))   # 1., 2. as PyTorch
         body = np.array2string(host, separator=", ", prefix="tensor(", threshold=1000, precision=4,
-                               floatmode="maxprec" if whole else "fixed")
+                               floatmode="maxprec" if whole else "fixed", suppress_small=whole)
         extra = f", size={self.shape}" if self.numel() == 0 and self.ndim > 1 else ""
         extra += "" if self.device == "cpu" else f", device='{self.device}'"
         extra += "" if self.dtype in (np.float32, np.int64, np.bool_) else f", dtype={self.dtype}"
@@ -533,6 +533,8 @@ class Tensor:
         `grad` is the upstream gradient (an array or Tensor of self's shape); a one-element
         output may omit it (seeded with 1). Without `retain_graph`, saved arrays are freed.
         """
+        if gradient is not None and grad is not None:
+            raise TypeError("backward(): give grad or gradient (PyTorch's name), not both")
         grad = gradient if gradient is not None else grad      # PyTorch's name for it
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad (was it made under no_grad()?)")
@@ -716,11 +718,19 @@ class Tensor:
         a, b = _operands(self, other)
         if a.dtype.kind != "f":
             return Tensor._make(a.data % _int_divisor(b, a), self.device)
-        q = Tensor._make(a.data // (b.data if isinstance(b, Tensor) else b), self.device)   # a constant
-        return a - q * b                                       # gradients: 1 for a, -floor(a / b) for b
+        bd = b.data if isinstance(b, Tensor) else b
+        xp = backend.get_array_module(a.data)
+        out = a - Tensor._make(a.data // bd, self.device) * b   # the graph: d/da = 1, d/db = -floor(a / b)
+        out.data = xp.remainder(a.data, bd)                    # the values: exact (a - q b loses digits)
+        return out
 
     def __rmod__(self, other):
         b, a = _operands(self, other)
+        if b.dtype.kind == "f":                                # a number % x: x's gradient is -floor(a / x)
+            xp = backend.get_array_module(b.data)
+            out = (Tensor._make(a // b.data, self.device) * b) * -1.0 + a
+            out.data = xp.remainder(a, b.data)
+            return out
         return Tensor._make((a.data if isinstance(a, Tensor) else a) % _int_divisor(b, a), self.device)
 
     # comparisons give boolean tensors outside the graph (masks)
@@ -813,6 +823,8 @@ class Tensor:
     def var(self, axis=None, unbiased=None, keepdims=False, *, correction=1, dim=None, keepdim=None):
         """Variance over `axis`, unbiased by default (PyTorch's order: `x.var(1, False)` is the
         biased one); `correction=0` is biased too."""
+        if isinstance(axis, bool):                             # x.var(False): PyTorch's var(unbiased)
+            axis, unbiased = None, axis
         axis, keepdims = _dims(axis, dim, keepdims, keepdim, self.ndim, "var")
         if unbiased is not None:
             correction = 1 if unbiased else 0
@@ -858,7 +870,7 @@ class Tensor:
 
     def unsqueeze(self, dim=None, *, axis=None):
         """A new axis of length 1 at `dim` (-1: last)."""
-        dim = axis if dim is None else dim
+        dim = _alias(dim, axis)
         if dim is None:
             raise TypeError("unsqueeze: give the axis, unsqueeze(dim)")
         if not -self.ndim - 1 <= dim <= self.ndim:
@@ -868,7 +880,7 @@ class Tensor:
 
     def squeeze(self, dim=None, *, axis=None):
         """Drop axes of length 1 (all of them, or `dim` if it has length 1)."""
-        dim = axis if dim is None else dim
+        dim = _alias(dim, axis)
         dims = range(self.ndim) if dim is None else [_one_axis(dim, self.ndim, "squeeze")]
         drop = {d for d in dims if self.shape[d] == 1}
         return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in drop))
@@ -882,15 +894,15 @@ class Tensor:
         shape = tuple(n if n != -1 else self.shape[i - lead] for i, n in enumerate(sizes))
         return ops.BroadcastTo.apply(self, shape=shape)
 
-    def unbind(self, dim=0, *, axis=None):
-        """The slices along `dim`, as a tuple (each one axis fewer)."""
-        dim = dim if axis is None else axis
+    def unbind(self, dim=None, *, axis=None):
+        """The slices along `dim` (the first by default), as a tuple (each one axis fewer)."""
+        dim = _alias(dim, axis, 0)
         axis = _one_axis(dim, self.ndim, "unbind")
         return tuple(self[(slice(None),) * axis + (i,)] for i in range(self.shape[axis]))
 
     def gather(self, dim=None, index=None, *, axis=None):
         """out[i][j] = x[i][index[i][j]] along `dim` (PyTorch's gather); the gradient scatters back."""
-        dim = axis if dim is None else dim
+        dim = _alias(dim, axis)
         axis = _one_axis(dim, self.ndim, "gather")
         idx = index.data if isinstance(index, Tensor) else backend.to_device(np.asarray(index), self.device)
         if idx.ndim != self.ndim or idx.dtype.kind not in "iu":
@@ -903,9 +915,10 @@ class Tensor:
                      for a, n in enumerate(idx.shape))
         return self[full]
 
-    def topk(self, k, dim=-1, largest=True, sorted=True, *, axis=None):
-        """(values, indices) of the k largest (or smallest) along `dim`, largest first (PyTorch's topk)."""
-        dim = dim if axis is None else axis
+    def topk(self, k, dim=None, largest=True, sorted=True, *, axis=None):
+        """(values, indices) of the k largest (or smallest) along `dim` (the last by default), largest
+        first (PyTorch's topk)."""
+        dim = _alias(dim, axis, -1)
         axis = _one_axis(dim, self.ndim, "topk")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= self.shape[axis]:
             raise ValueError(f"topk: k must be an int in [0, {self.shape[axis]}], got {k!r}")
@@ -918,9 +931,9 @@ class Tensor:
         indices = Tensor._make(idx.astype(np.int64, copy=False), self.device)
         return ValuesIndices(self.gather(axis, indices), indices)
 
-    def chunk(self, chunks, dim=0, *, axis=None):
+    def chunk(self, chunks, dim=None, *, axis=None):
         """`chunks` pieces along `dim`, each ceil(n / chunks) long (the last may be shorter), as PyTorch."""
-        dim = dim if axis is None else axis
+        dim = _alias(dim, axis, 0)
         if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
             raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
         n = self.shape[_one_axis(dim, self.ndim, "chunk")]
@@ -1021,6 +1034,13 @@ def _int_divisor(b, a):
     return d
 
 
+def _alias(dim, axis, default=None):
+    """PyTorch's `dim` or NumPy's `axis` (not both), else `default`."""
+    if dim is not None and axis is not None:
+        raise TypeError("give dim or axis, not both")
+    return dim if dim is not None else axis if axis is not None else default
+
+
 def _floats(x):
     """x itself, or as float32 when it holds integers or booleans (PyTorch gives float32 there, NumPy float64)."""
     return x if x.dtype.kind == "f" else x.astype(backend.DEFAULT_DTYPE)
@@ -1066,9 +1086,12 @@ def _operands(a, b, scalar_ok=True, true_divide=False):
     """Tensor `a` and the other operand `b` of an arithmetic op, with PyTorch's dtype rule: an
     integer or boolean side takes the float side's dtype (float32 + int stays float32, where
     NumPy would give float64), and integers divided give float32."""
-    if a.data.dtype.kind == "f" and (type(b) is float or type(b) is Tensor and b.data.dtype.kind == "f"):
+    if a.data.dtype.kind == "f" and (type(b) is float or type(b) is Tensor and b.data.dtype == a.data.dtype):
         return a, b                                            # the common case, quickly
     b = _const(b, a, scalar_ok)
+    if isinstance(b, Tensor) and a.dtype.kind == b.dtype.kind == "f" and a.dtype != b.dtype \
+            and (a.ndim == 0) != (b.ndim == 0):               # PyTorch: a 0-d tensor does not set the dtype
+        return (a.astype(b.dtype), b) if a.ndim == 0 else (a, b.astype(a.dtype))
     fa = a.dtype.kind == "f"
     fb = b.dtype.kind == "f" if isinstance(b, Tensor) else isinstance(b, float)
     if fa and not fb and isinstance(b, Tensor):
