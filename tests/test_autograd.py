@@ -850,3 +850,10 @@ def test_fourth_hunt_fixes():
         v.unsqueeze(1, axis=0)
     with pytest.raises(TypeError, match="not both"):
         tl.ones(1, requires_grad=True).sum().backward(tl.tensor(1.0), gradient=tl.tensor(1.0))
+
+
+def test_gelu_gradient_in_the_far_tails(device):
+    for dtype in (tl.float32, tl.float64):
+        x = tl.tensor([-1e13, -30.0, 30.0, 1e13], dtype=dtype, device=device, requires_grad=True)
+        x.gelu().sum().backward()
+        np.testing.assert_allclose(tl.backend.to_numpy(x.grad), [0.0, 0.0, 1.0, 1.0], atol=1e-12)

@@ -489,6 +489,7 @@ class Gelu(Function):
         # dy/dx = s (1 + 2 k x (1 - s)(1 + 3c x^2)) = s + y (1 - s)(2k + 6kc x^2), since y = x s
         s = xp.divide(1.0, d)                  # s = sigmoid(2u)
         a = x * x
+        xp.minimum(a, 400.0, out=a)            # |x| > 20: the term is 0 anyway, and x^2 / exp(88) is not
         a *= 6.0 * _GELU_K * 0.044715
         a += 2.0 * _GELU_K
         a *= y
