@@ -812,10 +812,7 @@ class Tensor:
         keepdim = bool(keepdim)
         axis = _one_axis(dim, self.ndim, "max/min")
         idx = indices(dim=axis, keepdim=True)                  # (..., 1, ...)
-        xp = backend.get_array_module(self.data)
-        index = tuple(idx.data if a == axis else xp.arange(n).reshape((-1,) + (1,) * (self.ndim - a - 1))
-                      for a, n in enumerate(self.shape))
-        values = self[index]                                   # a gather: GetItem's backward scatters
+        values = self.gather(axis, idx)                        # GetItem's backward scatters to that element
         if not keepdim:
             values, idx = values.squeeze(axis), idx.squeeze(axis)
         return ValuesIndices(values, idx)

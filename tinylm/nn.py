@@ -34,7 +34,7 @@ import numpy as np
 
 from . import backend
 from . import functional as F
-from .autograd import Tensor
+from .autograd import Tensor, _raw_grad
 
 
 class Parameter(Tensor):
@@ -208,7 +208,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                (p.grad.data if isinstance(p.grad, Tensor) else p.grad)[...] = 0   # in place, and inf * 0 is no 0
+                _raw_grad(p.grad)[...] = 0                     # in place, and inf * 0 is no 0
 
     def requires_grad_(self, requires_grad=True):
         """Set requires_grad on every parameter (False freezes them: no gradients); returns self."""
@@ -232,7 +232,7 @@ class Module:
         for p in self.parameters() + self.buffers():
             if device is not None and p.device != device:
                 p.data = backend.to_device(p.data, device)
-                p.grad = None if p.grad is None else backend.to_device(p.grad.data if isinstance(p.grad, Tensor) else p.grad, device)
+                p.grad = None if p.grad is None else backend.to_device(_raw_grad(p.grad), device)
                 p.device = device
             if dtype is not None and p.dtype.kind == "f" and p.dtype != dtype:  # as torch: integers keep theirs
                 p.data = p.data.astype(dtype)

@@ -35,7 +35,7 @@ import sys
 import types
 
 from . import backend
-from .autograd import Tensor
+from .autograd import Tensor, _raw_grad
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -81,7 +81,7 @@ def _check_optimizer(optimizer, where):
 
 def _grad(p):
     """p.grad as an array: a Tensor set by hand (p.grad = tl.ones(2)) counts by its data."""
-    return p.grad.data if isinstance(p.grad, Tensor) else p.grad
+    return _raw_grad(p.grad)
 
 
 def param_groups(named_parameters, weight_decay):
