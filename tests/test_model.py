@@ -353,12 +353,37 @@ def test_save_pretrained_round_trip_is_exact(tmp_path, device):
     assert hf["model_type"] == "gpt2" and hf["architectures"] == ["GPT2LMHeadModel"]
     assert (hf["n_embd"], hf["n_layer"], hf["n_head"], hf["n_positions"], hf["vocab_size"]) == (16, 2, 2, 8, 17)
     assert hf["layer_norm_epsilon"] == 1e-5
+    assert hf["bos_token_id"] is None and hf["eos_token_id"] is None   # no <|endoftext|> in a 17-token vocab
     st = read_safetensors(tmp_path / "out" / "model.safetensors")
     assert st["transformer.h.0.mlp.c_fc.weight"].shape == (16, 64)  # HF's Conv1D layout, (in, out)
     m2 = GPT.from_pretrained(tmp_path / "out", device=device)
     for (k, a), (k2, b) in zip(m.state_dict().items(), m2.state_dict().items()):
         assert k == k2
         np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+
+
+HF_FIXTURE = REPO / "tests" / "fixtures" / "hf-gpt2-tiny"
+
+
+def test_from_pretrained_matches_transformers_own_outputs(device):
+    """A folder written by transformers' GPT2LMHeadModel.save_pretrained, and that model's own
+    logits, loss, gradients and greedy generation (benchmarks/compare_hf_gpt2.py wrote them)."""
+    hf = np.load(HF_FIXTURE / "expected.npz")
+    m = GPT.from_pretrained(HF_FIXTURE, device=device)
+    assert m.config == GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    logits, loss = m(tl.tensor(hf["ids"], device=device), tl.tensor(hf["targets"], device=device))
+    np.testing.assert_allclose(logits.numpy(), hf["logits"], rtol=1e-5, atol=1e-5)
+    assert abs(loss.item() - hf["loss"]) < 1e-5
+    loss.backward()
+    named = dict(m.named_parameters())
+    assert set(named) == {k[len("grad."):] for k in hf.files if k.startswith("grad.")}
+    for name, p in named.items():
+        want = hf["grad." + name]
+        np.testing.assert_allclose(backend.to_numpy(p.grad), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    for use_cache in (True, False):
+        out = m.generate(hf["prompt"], max_new_tokens=hf["greedy"].shape[1] - hf["prompt"].shape[1],
+                         temperature=0.0, use_cache=use_cache)
+        np.testing.assert_array_equal(out.numpy(), hf["greedy"])
 
 
 def test_from_pretrained_errors(tmp_path):
@@ -419,3 +444,17 @@ def test_from_pretrained_refuses_an_untied_head_and_bad_json(tmp_path):
     (path / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         GPT.from_pretrained(path)
+
+
+@pytest.mark.parametrize("key,value", [("n_inner", 32), ("scale_attn_weights", False),
+                                       ("scale_attn_by_inverse_layer_idx", True), ("add_cross_attention", True)])
+def test_from_pretrained_refuses_gpt2_variants_it_does_not_compute(tmp_path, key, value):
+    d = tmp_path / "hf"
+    d.mkdir()
+    (d / "model.safetensors").write_bytes((HF_FIXTURE / "model.safetensors").read_bytes())
+    cfg = json.loads((HF_FIXTURE / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "n_inner": 64}))     # 4 * n_embd, written out: fine
+    GPT.from_pretrained(d)
+    (d / "config.json").write_text(json.dumps({**cfg, key: value}))
+    with pytest.raises(ValueError, match=key):
+        GPT.from_pretrained(d)

@@ -271,6 +271,14 @@ class GPT(nn.Module):
         if abs(eps - 1e-5) > 1e-12 or act not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ValueError(f"{cfg_path}: tinylm's GPT uses layer_norm_epsilon 1e-5 and GELU's tanh form, "
                              f"got {eps} and {act!r}")
+        # GPT-2 variants that tinylm's GPT does not compute: refused rather than loaded into wrong numbers
+        n_inner = hf.get("n_inner")
+        if n_inner is not None and n_inner != 4 * hf.get("n_embd", 0):
+            raise ValueError(f"{cfg_path}: tinylm's GPT has an MLP 4 * n_embd wide, got n_inner {n_inner!r}")
+        for key, want in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
+                          ("add_cross_attention", False)):
+            if bool(hf.get(key, want)) != want:
+                raise ValueError(f"{cfg_path}: tinylm's GPT needs {key} {str(want).lower()}, got {hf[key]!r}")
         try:
             config = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf.get("n_positions", hf.get("n_ctx")),
                                n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"],
@@ -324,8 +332,10 @@ class GPT(nn.Module):
             "attn_pdrop": c.dropout, "embd_pdrop": c.dropout, "resid_pdrop": c.dropout,
             "initializer_range": 0.02, "tie_word_embeddings": True,
         }
-        if c.vocab_size == 50257:  # GPT-2's BPE: <|endoftext|> is 50256
-            hf.update(bos_token_id=50256, eos_token_id=50256)
+        # GPT-2's BPE: <|endoftext|> is 50256; other vocabularies have no such token (null, not
+        # transformers' default 50256, which it warns about when it lies outside the vocabulary)
+        eot = 50256 if c.vocab_size == 50257 else None
+        hf.update(bos_token_id=eot, eos_token_id=eot)
         with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
             json.dump(hf, f, indent=2)
             f.write("\n")
