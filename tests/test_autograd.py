@@ -751,6 +751,11 @@ def test_layer_norm_in_pytorchs_order_keeps_a_keyword_eps():
 def test_repr_prints_fixed_decimals_and_empty_sizes():
     assert repr(tl.tensor([1.23456, -2.0])) == "tensor([ 1.2346, -2.0000])"
     assert repr(tl.zeros(2, 0)) == "tensor([], size=(2, 0))"
+    # whole numbers print short, as PyTorch, unless past 1e8 or spanning more than a factor 1000
+    assert repr(tl.tensor([1.0, 1000.0])) == "tensor([   1., 1000.])"
+    assert repr(tl.tensor([1e10, 2.0])) == "tensor([1.0000e+10, 2.0000e+00])"
+    assert repr(tl.tensor([1.0, 2000.0])) == "tensor([1.0000e+00, 2.0000e+03])"
+    assert repr(tl.tensor([float("nan"), 1e9])) == "tensor([       nan, 1.0000e+09])"
     assert tl.ones(2).half().dtype == np.float16 and tl.allclose(tl.tensor([float("nan")]), tl.tensor([float("nan")]),
                                                                 equal_nan=True)
 

@@ -405,6 +405,9 @@ class Tensor:
         host = backend.to_numpy(self.data)
         finite = host[np.isfinite(host)] if host.dtype.kind == "f" else host
         whole = host.dtype.kind != "f" or bool(np.all(finite == np.round(finite)))   # 1., 2. as PyTorch
+        if whole and host.dtype.kind == "f":        # but PyTorch's scientific form past 1e8 or a range of 1000
+            nz = np.abs(finite[finite != 0])
+            whole = not (nz.size and (nz.max() > 1e8 or nz.max() > 1000 * nz.min()))
         body = np.array2string(host, separator=", ", prefix="tensor(", threshold=1000, precision=4,
                                floatmode="maxprec" if whole else "fixed", suppress_small=whole)
         extra = f", size={self.shape}" if self.numel() == 0 and self.ndim > 1 else ""
