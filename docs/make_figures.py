@@ -1,7 +1,7 @@
 """Make the tutorial's figures from real runs of tinylm: docs/figures/*.png.
 
     python docs/make_figures.py              # all figures, about a minute or two on a 2-core CPU
-    python docs/make_figures.py --only bpe   # one of: loss, attention, bpe
+    python docs/make_figures.py --only bpe   # one of: loss, attention, bpe, kvcache
 
 What each figure is:
   loss_curve.png       train and val loss of a small char GPT on tiny-shakespeare, trained with
@@ -13,6 +13,9 @@ What each figure is:
                        on one line of Shakespeare.
   bpe_compression.png  bytes per token on held-out Shakespeare for BPE tokenizers trained on
                        200,000 characters with growing vocabulary sizes.
+  kv_cache.png         time per generated token against the context length, with the KV cache
+                       and recomputing the whole window, up to and past block_size (timed on
+                       the machine that runs this script; one BLAS thread).
 
 Everything is seeded, so a rerun on the same machine redraws the same curves. Needs matplotlib
 (the `examples` extra: pip install -e ".[examples]"), used here only. Reads the text with
@@ -168,11 +171,52 @@ def figure_bpe(text):
     plt.close(fig)
 
 
+@tl.no_grad()
+def figure_kv_cache(n_tokens=400, block_size=256, smooth=9):
+    """Milliseconds per generated token (greedy) against the context length, cache on and off."""
+    tl.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=65, block_size=block_size, n_layer=4, n_head=4, n_embd=128))
+    model.eval()
+    runs = {}
+    for use_cache in (True, False):
+        cache = model.new_kv_cache(1) if use_cache else None
+        ids, ms = np.zeros((1, 1), np.int64), []
+        for _ in range(n_tokens):
+            t0 = time.perf_counter()
+            logits = model.next_token_logits(ids, cache)                     # (1, V)
+            ids = np.concatenate([ids, logits.argmax(-1)[:, None]], axis=1)
+            ms.append(1e3 * (time.perf_counter() - t0))
+        runs[use_cache] = (ids, np.array(ms))
+    assert np.array_equal(runs[True][0], runs[False][0]), "the cache changed the greedy text"
+    T = np.arange(1, n_tokens + 1)                                            # context length fed
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for use_cache, color, label in ((False, "C1", "recompute the window"), (True, "C0", "KV cache")):
+        ms = runs[use_cache][1]
+        smoothed = np.array([np.median(ms[max(0, i - smooth // 2):i + smooth // 2 + 1]) for i in range(len(ms))])
+        ax.plot(T, smoothed, color=color, label=f"{label}: {ms[:block_size].sum() / 1e3:.2f} s for the "
+                                                f"first {block_size} tokens")
+    ax.axvline(block_size, color="gray", ls="--", lw=1)
+    ax.text(block_size + 6, ax.get_ylim()[1] * 0.3, "past block_size the window slides,\npositions shift, "
+            "and the cache\nis rebuilt at every step", fontsize=8, va="top")
+    ax.set_xlabel("context length (tokens)")
+    ax.set_ylabel("ms per generated token")
+    ax.set_title(f"greedy generation, {model.num_parameters():,}-parameter GPT (4 layers, C=128), "
+                 f"1 BLAS thread", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(FIGURES / "kv_cache.png", dpi=110)
+    plt.close(fig)
+    for use_cache in (True, False):
+        print(f"  cache {use_cache}: {runs[use_cache][1][:block_size].sum():.0f} ms for the first {block_size}, "
+              f"{runs[use_cache][1][block_size:].sum():.0f} ms for the rest")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", choices=["loss", "attention", "bpe"], action="append",
+    p.add_argument("--only", choices=["loss", "attention", "bpe", "kvcache"], action="append",
                    help="make only this figure (repeatable); default: all")
-    which = set(p.parse_args().only or ["loss", "attention", "bpe"])
+    which = set(p.parse_args().only or ["loss", "attention", "bpe", "kvcache"])
     FIGURES.mkdir(parents=True, exist_ok=True)
     text = load_shakespeare()
     t0 = time.perf_counter()
@@ -180,6 +224,8 @@ def main():
         figure_loss_and_attention(text, which)
     if "bpe" in which:
         figure_bpe(text)
+    if "kvcache" in which:
+        figure_kv_cache()
     print(f"done in {time.perf_counter() - t0:.0f} s; figures in docs/figures/")
 
 
