@@ -352,6 +352,22 @@ def test_bad_input(trained):
     assert trained.decode(np.array([104, 105], dtype=np.int32)) == "hi"
 
 
+def test_lone_surrogates_encode_as_replacement_chars(trained):
+    """A str can hold lone surrogates, UTF-8 cannot: they encode as U+FFFD (tiktoken's rule), and a
+    surrogate pair as the char it stands for, in encode and in train."""
+    assert trained.encode("a\ud800b \udc80") == trained.encode("a\ufffdb \ufffd")
+    assert trained.encode_ordinary("\ud83d\ude00!") == trained.encode_ordinary("\U0001F600!")
+    assert BPETokenizer().train("x\udc80" * 3, 256 + 2).merges == BPETokenizer().train("x\ufffd" * 3, 256 + 2).merges
+
+
+def test_patterns_with_groups_split_into_whole_matches():
+    """A chunk is the pattern's whole match (as tiktoken), also when the pattern has groups."""
+    for text in ("ab cd", "é ab"):
+        assert BPETokenizer(pattern=r"(\w+)|\s").encode(text) == list(text.encode("utf-8"))
+    tok = BPETokenizer().train("ab ab ab", 257, pattern=r"(\w)(\w)|(\s)")
+    assert tok.merges == {(97, 98): 256} and tok.decode(tok.encode("ab ab")) == "ab ab"
+
+
 def test_decode_invalid_utf8(trained):
     assert trained.decode([0x80]) == "\ufffd"
     assert trained.decode_bytes([0x80, 104]) == b"\x80h"
@@ -423,6 +439,11 @@ def test_gpt2_matches_tiktoken(gpt2, tiktoken_gpt2, s):
 @given(st.text(st.characters(codec="utf-8"), max_size=40))
 def test_gpt2_round_trip_any_str(gpt2, s):
     assert gpt2.decode(gpt2.encode_ordinary(s)) == s
+
+
+def test_gpt2_lone_surrogates_like_tiktoken(gpt2, tiktoken_gpt2):
+    for s in ("\ud800", "a\udc80b", "\U0001F600\ud83d", "\ud83d\ude00 x", "x \udfff\ud800 y"):
+        assert gpt2.encode(s) == tiktoken_gpt2.encode(s)
 
 
 def test_gpt2_special_tokens_like_tiktoken(gpt2, tiktoken_gpt2):
