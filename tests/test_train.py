@@ -116,6 +116,17 @@ def test_interrupt_then_resume_matches_an_unbroken_run(device, tmp_path):
     assert load_checkpoint(tmp_path / "broken" / "best.npz").extra["best_val_loss"] == want.best_val_loss
 
 
+def test_resume_with_changed_settings_uses_them(tmp_path):
+    model, data, cfg = _setup("cpu", tmp_path, max_iters=2)
+    train(model, data, cfg, progress=False)
+    model, data, cfg = _setup("cpu", tmp_path, max_iters=4, weight_decay=0.0, beta2=0.9)
+    with pytest.warns(UserWarning, match="weight_decay: saved 0.1, current 0.0"):
+        train(model, data, cfg, resume=True, progress=False)
+    ck = load_checkpoint(tmp_path / "last.npz")     # the optimizer ran with the new settings, as recorded
+    assert [(g["weight_decay"], g["betas"]) for g in ck.optimizer["param_groups"]] == [(0.0, [0.9, 0.9])] * 2
+    assert ck.extra["train_config"]["weight_decay"] == 0.0 and ck.optimizer["state"][0]["step"] == 4
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     model, data, cfg = _setup("cpu", tmp_path, max_iters=10, eval_interval=2)
     saved = {}

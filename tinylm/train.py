@@ -301,7 +301,8 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     """Train `model` (a GPT) on `data` (tinylm.data.Splits) with AdamW; returns a History.
 
     tokenizer: saved in the checkpoints (its `to_dict()`), so generation needs nothing else.
-    resume: continue from out_dir/last.npz (model, optimizer, step, seed and best val loss).
+    resume: continue from out_dir/last.npz (model, optimizer moments, step, seed and best val
+    loss); changed settings in `cfg` (lr, weight_decay, betas, ...) apply from there on, with a warning.
     progress: show the tqdm bar and print each evaluation.
     on_step(row): called after every step with its row (a KeyboardInterrupt from it stops the
     run cleanly); on_eval(row): called after every evaluation, before the checkpoints are saved.
@@ -328,7 +329,10 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     if resume:
         ckpt = load_checkpoint(last_path, config=model.config)
         model.load_state_dict(ckpt.model)
+        settings = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
         opt.load_state_dict(ckpt.optimizer)
+        for group, setting in zip(opt.param_groups, settings):   # the moments resume; cfg's settings hold
+            group.update(setting)
         run_seed, step = ckpt.seed, ckpt.step
         extra = ckpt.extra
         best, bad_evals = extra.get("best_val_loss", math.inf), extra.get("bad_evals", 0)
