@@ -127,6 +127,23 @@ def test_resume_with_changed_settings_uses_them(tmp_path):
     assert ck.extra["train_config"]["weight_decay"] == 0.0 and ck.optimizer["state"][0]["step"] == 4
 
 
+def test_interrupt_during_an_evaluation_keeps_its_best_checkpoint(tmp_path):
+    model, data, cfg = _setup("cpu", tmp_path / "straight", max_iters=4)
+    want = train(model, data, cfg, progress=False)
+    assert want.evals[-1]["val_loss"] == want.best_val_loss          # step 4's evaluation is the best
+
+    def interrupt(row):
+        if row["step"] == 4:          # a second Ctrl-C while the example prints its sample
+            raise KeyboardInterrupt
+    model, data, cfg = _setup("cpu", tmp_path / "broken", max_iters=4)
+    assert train(model, data, cfg, progress=False, on_eval=interrupt).stopped == "interrupted"
+    model, data, cfg = _setup("cpu", tmp_path / "broken", max_iters=4)
+    h = train(model, data, cfg, resume=True, progress=False)
+    assert [e["step"] for e in h.evals] == [4] and h.best_val_loss == want.best_val_loss
+    best = load_checkpoint(tmp_path / "broken" / "best.npz")
+    assert best.step == 4 and best.extra["best_val_loss"] == want.best_val_loss
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     model, data, cfg = _setup("cpu", tmp_path, max_iters=10, eval_interval=2)
     saved = {}

@@ -22,8 +22,10 @@ batches each time (from their own seed) and touch no training state.
 
 Safety: Ctrl-C finishes the current step, saves last.npz and returns (history.stopped is
 "interrupted"); a KeyboardInterrupt raised between steps (e.g. by an `on_step` hook) does the
-same. A NaN/inf loss (or gradient norm, or val loss) raises FloatingPointError naming the step,
-and nothing is saved after it: the checkpoints of the last evaluation stay as they were.
+same, and one that cuts an evaluation short (in `on_eval`, or while saving) leaves it to be done
+again by the resumed run, so best.npz still gets its model. A NaN/inf loss (or gradient norm, or
+val loss) raises FloatingPointError naming the step, and nothing is saved after it: the
+checkpoints of the last evaluation stay as they were.
 
 Leaves out: gradient accumulation, mixed precision, distributed data parallel, learning-rate
 finders, wandb. Reference: nanoGPT's train.py (get_lr, estimate_loss, the loop, ckpt.pt).
@@ -384,6 +386,7 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
 
     model.train()
     clean = True   # False while the optimizer is changing the weights: an interrupt then must not save
+    before = None  # (best val loss, bad evals, last eval step) before an evaluation still saving its checkpoints
     try:
         with _StopOnSigint() as sigint:
             while True:
@@ -395,6 +398,7 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                     if not math.isfinite(losses["val"]):
                         raise FloatingPointError(f"the val loss is {losses['val']} at step {step}; stopping, "
                                                  f"{last_good()}")
+                    before = history.best_val_loss, bad_evals, last_eval   # put back if an interrupt cuts it short
                     improved = losses["val"] < history.best_val_loss
                     history.best_val_loss = min(history.best_val_loss, losses["val"])
                     bad_evals = 0 if improved else bad_evals + 1
@@ -410,6 +414,7 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                     save(last_path, evaluated=True)
                     if improved:
                         save(best_path, evaluated=True)
+                    before = None
                     if cfg.plot:
                         plot_log(log_path, png_path)
                     if cfg.patience and bad_evals >= cfg.patience:
@@ -459,6 +464,8 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
         if not clean:
             say(f"interrupted while updating the weights at step {step}; {last_good()}")
             raise
+        if before is not None:   # an evaluation cut short (in on_eval, or saving): a resumed run does it again
+            history.best_val_loss, bad_evals, last_eval = before
         save(last_path, evaluated=False)
         history.stopped = "interrupted"
         say(f"interrupted: saved {last_path} at step {step}; continue with resume=True (--resume)")
