@@ -73,6 +73,8 @@ def test_evaluate_is_the_exact_mean_over_every_target(device, tmp_path):
     assert abs(sampled - exact) < 0.05 * exact
     with pytest.raises(TypeError, match="dataset must be a tinylm.data.TokenDataset, got Splits"):
         evaluate(model, data)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        evaluate(model, val, batch_size=0, progress=True)   # examples/evaluate.py --batch-size 0
 
 
 def test_plot_runs_draws_each_run_or_says_what_is_missing(tmp_path):
