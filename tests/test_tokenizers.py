@@ -5,6 +5,7 @@ trainer and encoder (full recount per merge) for the incremental trainer and the
 and the hand-checked "aaabdaaabac" example. GPT-2 tests skip when ../shared/data is absent;
 tiktoken tests skip when tiktoken (the `test` extra) is not installed.
 """
+import importlib.util
 import json
 import string
 from collections import Counter
@@ -503,3 +504,17 @@ def test_decode_refuses_floats_and_bools():
         with pytest.raises(TypeError, match="token ids must be ints"):
             tok.decode(bad)
     assert tok.decode([np.int64(0), 1]) == "ab"
+
+
+def test_train_tokenizer_example(tmp_path, capsys):
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_tokenizer.py"
+    spec = importlib.util.spec_from_file_location("train_tokenizer", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    (tmp_path / "text.txt").write_text("aaabdaaabac", encoding="utf-8")
+    example.main(["--input", str(tmp_path / "text.txt"), "--vocab-size", "259", "--out", str(tmp_path / "t.bpe")])
+    assert BPETokenizer.load(tmp_path / "t.bpe").merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258}
+    assert "11 bytes" in capsys.readouterr().out
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"error: .*empty\.txt is empty"):   # not a ZeroDivisionError
+        example.main(["--input", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "e.bpe")])
