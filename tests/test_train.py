@@ -303,6 +303,9 @@ def test_example_bpe_resume_and_generate(tmp_path, capsys):
     capsys.readouterr()
     gen.main(["--checkpoint", str(out_dir / "best.npz"), "--prompt", "First", "--max-new-tokens", "5", "--seed", "1"])
     assert capsys.readouterr().out.startswith("First")
+    prompt = TEXT[:200]                                      # longer than block_size 16: printed whole
+    gen.main(["--checkpoint", str(out_dir / "best.npz"), "--prompt", prompt, "--max-new-tokens", "5", "--seed", "1"])
+    assert capsys.readouterr().out.startswith(prompt)
 
 
 def test_example_fine_tunes_a_gpt2_folder(shared_data, tmp_path, capsys):
