@@ -180,6 +180,10 @@ def test_early_stopping_and_config_checks(tmp_path):
         TrainConfig.from_preset("big")
     with pytest.raises(TypeError, match="data must be tinylm.data.Splits"):
         train(model, [1, 2, 3], cfg)
+    short = TokenDataset(np.arange(40) % 11).split(0.9)     # val: 4 tokens, block_size 8
+    with pytest.raises(ValueError, match="the val split has 4 tokens, too few for block_size 8"):
+        train(model, short, TrainConfig(out_dir=str(tmp_path / "short")), progress=False)
+    assert not (tmp_path / "short").exists()
     other = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=32))
     with pytest.raises(ValueError, match="n_embd: saved 16, current 32"):
         train(other, data, cfg, resume=True, progress=False)

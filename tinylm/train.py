@@ -320,6 +320,10 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocab_size is "
                          f"{model.config.vocab_size}")
     B, T = cfg.batch_size, model.config.block_size
+    for name, split in zip(("train", "val"), data):     # say so before any file is touched
+        if len(split) < T + 1:
+            raise ValueError(f"the {name} split has {len(split)} tokens, too few for block_size {T} "
+                             f"(needs at least {T + 1}): give more text or a smaller block_size")
     os.makedirs(cfg.out_dir, exist_ok=True)
     last_path, best_path = os.path.join(cfg.out_dir, "last.npz"), os.path.join(cfg.out_dir, "best.npz")
     log_path, png_path = os.path.join(cfg.out_dir, "log.csv"), os.path.join(cfg.out_dir, "loss.png")
