@@ -259,6 +259,7 @@ def test_train_special_tokens(trained):
     tok = BPETokenizer().train(EOT.join(["abc de"] * 50), 256 + 5, special_tokens=[EOT])
     assert len(tok.merges) == 4
     assert all(b"<" not in tok.vocab[i] for i in tok.merges.values())
+    assert BPETokenizer().train("abab", 257, special_tokens=None).special_tokens == {}
 
 
 def test_train_rebuilds_derived_state():

@@ -333,7 +333,7 @@ class BPETokenizer:
             raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
         if isinstance(special_tokens, (str, dict)):
             raise TypeError("special_tokens must be a list of names (ids are assigned after the merges)")
-        special_tokens = list(dict.fromkeys(special_tokens))
+        special_tokens = list(dict.fromkeys(special_tokens or ()))   # None: none, as in __init__
         num_merges = vocab_size - 256 - len(special_tokens)
         if num_merges < 0:
             raise ValueError(f"vocab_size {vocab_size} is smaller than 256 bytes + "
