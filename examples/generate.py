@@ -75,7 +75,6 @@ def main(argv=None):
     ids = tok.encode(args.prompt)
     if not ids:
         sys.exit("the prompt encodes to no tokens; give a non-empty --prompt")
-    ids = ids[-model.config.block_size:]
     stop = getattr(tok, "eot_token", None) if args.pretrained else None
     t0 = time.perf_counter()
     out = model.generate([ids], args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,

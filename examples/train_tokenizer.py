@@ -20,7 +20,7 @@ from tinylm.data import load_shakespeare  # noqa: E402
 from tinylm.tokenizers import PATTERNS, BPETokenizer  # noqa: E402
 
 
-def parse():
+def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--input", type=Path, default=None,
                    help="UTF-8 text file to train on (default: tinyshakespeare, via tinylm.data.load_shakespeare)")
@@ -31,15 +31,17 @@ def parse():
                    help="a special token, e.g. '<|endoftext|>' (repeatable)")
     p.add_argument("--out", type=Path, default=Path("out") / "tokenizer.bpe", help="where to save")
     p.add_argument("--verbose", action="store_true", help="print every merge")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
-def main():
-    args = parse()
+def main(argv=None):
+    args = parse(argv)
     try:
         text = args.input.read_text(encoding="utf-8") if args.input else load_shakespeare()
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
+    if not text:
+        sys.exit(f"error: {args.input} is empty: there is nothing to train on")
     nbytes = len(text.encode("utf-8"))
     print(f"training on {args.input.name if args.input else 'tinyshakespeare'}: {nbytes:,} bytes")
 

@@ -207,9 +207,9 @@ def test_iter_batches_covers_every_target_once(device, n, batch_size, block_size
 
 def test_dataset_errors():
     with pytest.raises(ValueError, match="nothing to predict"):
-        list(data.TokenDataset([3]).iter_batches(2, 4))
+        data.TokenDataset([3]).iter_batches(2, 4)          # at the call, not at the first batch
     with pytest.raises(ValueError, match="block_size must be a positive int, got 0"):
-        list(data.TokenDataset(np.arange(10)).iter_batches(2, 0))
+        data.TokenDataset(np.arange(10)).iter_batches(2, 0)
     with pytest.raises(ValueError, match="too short for block_size 10"):
         data.TokenDataset(np.arange(10)).get_batch(2, 10)
     with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):

@@ -421,8 +421,9 @@ def test_generate_example_end_to_end(tmp_path, shared_data):
 
 def test_generate_checks_its_counts_and_prompts():
     model = GPT(CFG)
-    for kwargs in (dict(max_new_tokens=-1), dict(max_new_tokens=2, num_samples=0), dict(max_new_tokens=2.5)):
-        with pytest.raises(ValueError, match="generate: (max_new_tokens|num_samples)"):
+    for kwargs in (dict(max_new_tokens=-1), dict(max_new_tokens=2, num_samples=0), dict(max_new_tokens=2.5),
+                   dict(max_new_tokens=2, seed=-1)):    # examples/generate.py --seed -1
+        with pytest.raises(ValueError, match="generate: (max_new_tokens|num_samples|seed)"):
             model.generate([[1, 2]], **kwargs)
     with pytest.raises(ValueError, match="holds no tokens"):
         model(np.zeros((1, 0), np.int64))

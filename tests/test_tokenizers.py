@@ -5,6 +5,7 @@ trainer and encoder (full recount per merge) for the incremental trainer and the
 and the hand-checked "aaabdaaabac" example. GPT-2 tests skip when ../shared/data is absent;
 tiktoken tests skip when tiktoken (the `test` extra) is not installed.
 """
+import importlib.util
 import json
 import string
 from collections import Counter
@@ -258,6 +259,7 @@ def test_train_special_tokens(trained):
     tok = BPETokenizer().train(EOT.join(["abc de"] * 50), 256 + 5, special_tokens=[EOT])
     assert len(tok.merges) == 4
     assert all(b"<" not in tok.vocab[i] for i in tok.merges.values())
+    assert BPETokenizer().train("abab", 257, special_tokens=None).special_tokens == {}
 
 
 def test_train_rebuilds_derived_state():
@@ -352,6 +354,22 @@ def test_bad_input(trained):
     assert trained.decode(np.array([104, 105], dtype=np.int32)) == "hi"
 
 
+def test_lone_surrogates_encode_as_replacement_chars(trained):
+    """A str can hold lone surrogates, UTF-8 cannot: they encode as U+FFFD (tiktoken's rule), and a
+    surrogate pair as the char it stands for, in encode and in train."""
+    assert trained.encode("a\ud800b \udc80") == trained.encode("a\ufffdb \ufffd")
+    assert trained.encode_ordinary("\ud83d\ude00!") == trained.encode_ordinary("\U0001F600!")
+    assert BPETokenizer().train("x\udc80" * 3, 256 + 2).merges == BPETokenizer().train("x\ufffd" * 3, 256 + 2).merges
+
+
+def test_patterns_with_groups_split_into_whole_matches():
+    """A chunk is the pattern's whole match (as tiktoken), also when the pattern has groups."""
+    for text in ("ab cd", "é ab"):
+        assert BPETokenizer(pattern=r"(\w+)|\s").encode(text) == list(text.encode("utf-8"))
+    tok = BPETokenizer().train("ab ab ab", 257, pattern=r"(\w)(\w)|(\s)")
+    assert tok.merges == {(97, 98): 256} and tok.decode(tok.encode("ab ab")) == "ab ab"
+
+
 def test_decode_invalid_utf8(trained):
     assert trained.decode([0x80]) == "\ufffd"
     assert trained.decode_bytes([0x80, 104]) == b"\x80h"
@@ -425,6 +443,11 @@ def test_gpt2_round_trip_any_str(gpt2, s):
     assert gpt2.decode(gpt2.encode_ordinary(s)) == s
 
 
+def test_gpt2_lone_surrogates_like_tiktoken(gpt2, tiktoken_gpt2):
+    for s in ("\ud800", "a\udc80b", "\U0001F600\ud83d", "\ud83d\ude00 x", "x \udfff\ud800 y"):
+        assert gpt2.encode(s) == tiktoken_gpt2.encode(s)
+
+
 def test_gpt2_special_tokens_like_tiktoken(gpt2, tiktoken_gpt2):
     s = "x" + EOT + "y <|endoftext"
     assert gpt2.encode(s, allowed_special="all") == tiktoken_gpt2.encode(s, allowed_special="all")
@@ -482,3 +505,17 @@ def test_decode_refuses_floats_and_bools():
         with pytest.raises(TypeError, match="token ids must be ints"):
             tok.decode(bad)
     assert tok.decode([np.int64(0), 1]) == "ab"
+
+
+def test_train_tokenizer_example(tmp_path, capsys):
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_tokenizer.py"
+    spec = importlib.util.spec_from_file_location("train_tokenizer", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    (tmp_path / "text.txt").write_text("aaabdaaabac", encoding="utf-8")
+    example.main(["--input", str(tmp_path / "text.txt"), "--vocab-size", "259", "--out", str(tmp_path / "t.bpe")])
+    assert BPETokenizer.load(tmp_path / "t.bpe").merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258}
+    assert "11 bytes" in capsys.readouterr().out
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"error: .*empty\.txt is empty"):   # not a ZeroDivisionError
+        example.main(["--input", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "e.bpe")])

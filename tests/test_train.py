@@ -73,6 +73,8 @@ def test_evaluate_is_the_exact_mean_over_every_target(device, tmp_path):
     assert abs(sampled - exact) < 0.05 * exact
     with pytest.raises(TypeError, match="dataset must be a tinylm.data.TokenDataset, got Splits"):
         evaluate(model, data)
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
+        evaluate(model, val, batch_size=0, progress=True)   # examples/evaluate.py --batch-size 0
 
 
 def test_plot_runs_draws_each_run_or_says_what_is_missing(tmp_path):
@@ -116,6 +118,34 @@ def test_interrupt_then_resume_matches_an_unbroken_run(device, tmp_path):
     assert load_checkpoint(tmp_path / "broken" / "best.npz").extra["best_val_loss"] == want.best_val_loss
 
 
+def test_resume_with_changed_settings_uses_them(tmp_path):
+    model, data, cfg = _setup("cpu", tmp_path, max_iters=2)
+    train(model, data, cfg, progress=False)
+    model, data, cfg = _setup("cpu", tmp_path, max_iters=4, weight_decay=0.0, beta2=0.9)
+    with pytest.warns(UserWarning, match="weight_decay: saved 0.1, current 0.0"):
+        train(model, data, cfg, resume=True, progress=False)
+    ck = load_checkpoint(tmp_path / "last.npz")     # the optimizer ran with the new settings, as recorded
+    assert [(g["weight_decay"], g["betas"]) for g in ck.optimizer["param_groups"]] == [(0.0, [0.9, 0.9])] * 2
+    assert ck.extra["train_config"]["weight_decay"] == 0.0 and ck.optimizer["state"][0]["step"] == 4
+
+
+def test_interrupt_during_an_evaluation_keeps_its_best_checkpoint(tmp_path):
+    model, data, cfg = _setup("cpu", tmp_path / "straight", max_iters=4)
+    want = train(model, data, cfg, progress=False)
+    assert want.evals[-1]["val_loss"] == want.best_val_loss          # step 4's evaluation is the best
+
+    def interrupt(row):
+        if row["step"] == 4:          # a second Ctrl-C while the example prints its sample
+            raise KeyboardInterrupt
+    model, data, cfg = _setup("cpu", tmp_path / "broken", max_iters=4)
+    assert train(model, data, cfg, progress=False, on_eval=interrupt).stopped == "interrupted"
+    model, data, cfg = _setup("cpu", tmp_path / "broken", max_iters=4)
+    h = train(model, data, cfg, resume=True, progress=False)
+    assert [e["step"] for e in h.evals] == [4] and h.best_val_loss == want.best_val_loss
+    best = load_checkpoint(tmp_path / "broken" / "best.npz")
+    assert best.step == 4 and best.extra["best_val_loss"] == want.best_val_loss
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     model, data, cfg = _setup("cpu", tmp_path, max_iters=10, eval_interval=2)
     saved = {}
@@ -150,6 +180,10 @@ def test_early_stopping_and_config_checks(tmp_path):
         TrainConfig.from_preset("big")
     with pytest.raises(TypeError, match="data must be tinylm.data.Splits"):
         train(model, [1, 2, 3], cfg)
+    short = TokenDataset(np.arange(40) % 11).split(0.9)     # val: 4 tokens, block_size 8
+    with pytest.raises(ValueError, match="the val split has 4 tokens, too few for block_size 8"):
+        train(model, short, TrainConfig(out_dir=str(tmp_path / "short")), progress=False)
+    assert not (tmp_path / "short").exists()
     other = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=32))
     with pytest.raises(ValueError, match="n_embd: saved 16, current 32"):
         train(other, data, cfg, resume=True, progress=False)
@@ -273,6 +307,9 @@ def test_example_bpe_resume_and_generate(tmp_path, capsys):
     capsys.readouterr()
     gen.main(["--checkpoint", str(out_dir / "best.npz"), "--prompt", "First", "--max-new-tokens", "5", "--seed", "1"])
     assert capsys.readouterr().out.startswith("First")
+    prompt = TEXT[:200]                                      # longer than block_size 16: printed whole
+    gen.main(["--checkpoint", str(out_dir / "best.npz"), "--prompt", prompt, "--max-new-tokens", "5", "--seed", "1"])
+    assert capsys.readouterr().out.startswith(prompt)
 
 
 def test_example_fine_tunes_a_gpt2_folder(shared_data, tmp_path, capsys):

@@ -261,11 +261,15 @@ class TokenDataset:
     def iter_batches(self, batch_size, block_size):
         """(x, y) batches that cover the dataset once, in order: every token but the first is a
         target exactly once. Windows of `block_size` tokens side by side (the last one shorter when
-        the length does not divide), `batch_size` windows to a batch (the last batch smaller)."""
+        the length does not divide), `batch_size` windows to a batch (the last batch smaller).
+        Bad arguments raise here, not at the first batch."""
         _check_sizes(batch_size, block_size)
-        n_targets = len(self) - 1
-        if n_targets < 1:
+        if len(self) < 2:
             raise ValueError(f"a dataset of {len(self)} tokens has nothing to predict (needs at least 2)")
+        return self._windows(batch_size, block_size)
+
+    def _windows(self, batch_size, block_size):
+        n_targets = len(self) - 1
         full = n_targets // block_size
         for first in range(0, full, batch_size):
             rows = min(batch_size, full - first)

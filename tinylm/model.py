@@ -216,6 +216,8 @@ class GPT(nn.Module):
         for name, value, low in (("max_new_tokens", max_new_tokens, 0), ("num_samples", num_samples, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"generate: {name} must be an int >= {low}, got {value!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"generate: seed must be an int >= 0 or None, got {seed!r}")
         xp = backend.array_module(self.device)
         ids = self._as_ids(idx)
         if ids.ndim == 1:

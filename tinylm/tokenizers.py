@@ -4,12 +4,13 @@ Owns two tokenizers and their files:
 - `CharTokenizer`: one id per character, vocab = the sorted distinct characters of a text
   (the classic char-level Shakespeare run).
 - `BPETokenizer`: byte-level byte-pair encoding as GPT-2. Text is split into chunks by a regex
-  (the "gpt2" or "gpt4" preset, or any pattern), each chunk's UTF-8 bytes start as 256 byte
-  tokens and are merged pair by pair in the order the merges were learned (their rank).
-  It trains (`train`), encodes with special tokens handled as tiktoken does, decodes (bad
-  UTF-8 becomes U+FFFD), saves/loads a readable text file, reads OpenAI's GPT-2 files
-  (`encoder.json` + `vocab.bpe`, or Hugging Face's `vocab.json` + `merges.txt`), and turns
-  into a JSON-able dict for checkpoints (`to_dict`/`from_dict`).
+  (the "gpt2" or "gpt4" preset, or any pattern; a chunk is a whole match, groups or not), each
+  chunk's UTF-8 bytes start as 256 byte tokens and are merged pair by pair in the order the
+  merges were learned (their rank). It trains (`train`), encodes with special tokens and lone
+  surrogates (as U+FFFD) handled as tiktoken does, decodes (bad UTF-8 becomes U+FFFD),
+  saves/loads a readable text file, reads OpenAI's GPT-2 files (`encoder.json` + `vocab.bpe`,
+  or Hugging Face's `vocab.json` + `merges.txt`), and turns into a JSON-able dict for
+  checkpoints (`to_dict`/`from_dict`).
 
 Training counts pairs once over the *unique* chunks weighted by their frequency, then after each
 merge updates only the chunks that contain the merged pair; a heap with lazy invalidation
@@ -94,6 +95,15 @@ def _bad_id(ids, table, vocab_size):
             return ValueError(f"token id {t!r} at position {i} is not in the vocabulary "
                               f"(ids 0..{vocab_size - 1})")
     return ValueError("ids contain a token id that is not in the vocabulary")
+
+
+def _utf8_text(text):
+    """text with each lone surrogate (a str can hold one, UTF-8 cannot) as U+FFFD, as tiktoken does."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def bytes_to_unicode():
@@ -318,11 +328,12 @@ class BPETokenizer:
         1000+ merges and stderr is a terminal. Returns self.
         """
         _check_text(text)
+        text = _utf8_text(text)
         if type(vocab_size) is not int:
             raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
         if isinstance(special_tokens, (str, dict)):
             raise TypeError("special_tokens must be a list of names (ids are assigned after the merges)")
-        special_tokens = list(dict.fromkeys(special_tokens))
+        special_tokens = list(dict.fromkeys(special_tokens or ()))   # None: none, as in __init__
         num_merges = vocab_size - 256 - len(special_tokens)
         if num_merges < 0:
             raise ValueError(f"vocab_size {vocab_size} is smaller than 256 bytes + "
@@ -388,10 +399,13 @@ class BPETokenizer:
         """text (str) -> list of chunks (str) by the pattern (its ASCII twin on ASCII text)."""
         if self._ascii_re is not None and text.isascii():
             return self._ascii_re.findall(text)
+        if self._compiled.groups:       # findall would give the groups; a chunk is the whole match
+            return [m[0] for m in self._compiled.finditer(text)]
         return self._compiled.findall(text)
 
     def encode_ordinary(self, text):
-        """str -> list of ids, special tokens' text encoded as ordinary text."""
+        """str -> list of ids, special tokens' text encoded as ordinary text (a lone surrogate as
+        U+FFFD, as tiktoken)."""
         _check_text(text)
         chunks = self._split(text)
         cache = self._cache
@@ -401,8 +415,11 @@ class BPETokenizer:
                 cache.clear()
                 missing = set(chunks)
             encode_chunk = self._encode_chunk
-            for chunk in missing:
-                cache[chunk] = encode_chunk(chunk)
+            try:
+                for chunk in missing:
+                    cache[chunk] = encode_chunk(chunk)
+            except UnicodeEncodeError:  # lone surrogates: no UTF-8 bytes
+                return self.encode_ordinary(_utf8_text(text))
         return list(chain.from_iterable(map(cache.__getitem__, chunks)))
 
     def _special_re(self, names, group=True):

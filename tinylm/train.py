@@ -22,8 +22,10 @@ batches each time (from their own seed) and touch no training state.
 
 Safety: Ctrl-C finishes the current step, saves last.npz and returns (history.stopped is
 "interrupted"); a KeyboardInterrupt raised between steps (e.g. by an `on_step` hook) does the
-same. A NaN/inf loss (or gradient norm, or val loss) raises FloatingPointError naming the step,
-and nothing is saved after it: the checkpoints of the last evaluation stay as they were.
+same, and one that cuts an evaluation short (in `on_eval`, or while saving) leaves it to be done
+again by the resumed run, so best.npz still gets its model. A NaN/inf loss (or gradient norm, or
+val loss) raises FloatingPointError naming the step, and nothing is saved after it: the
+checkpoints of the last evaluation stay as they were.
 
 Leaves out: gradient accumulation, mixed precision, distributed data parallel, learning-rate
 finders, wandb. Reference: nanoGPT's train.py (get_lr, estimate_loss, the loop, ckpt.pt).
@@ -301,7 +303,8 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     """Train `model` (a GPT) on `data` (tinylm.data.Splits) with AdamW; returns a History.
 
     tokenizer: saved in the checkpoints (its `to_dict()`), so generation needs nothing else.
-    resume: continue from out_dir/last.npz (model, optimizer, step, seed and best val loss).
+    resume: continue from out_dir/last.npz (model, optimizer moments, step, seed and best val
+    loss); changed settings in `cfg` (lr, weight_decay, betas, ...) apply from there on, with a warning.
     progress: show the tqdm bar and print each evaluation.
     on_step(row): called after every step with its row (a KeyboardInterrupt from it stops the
     run cleanly); on_eval(row): called after every evaluation, before the checkpoints are saved.
@@ -317,6 +320,10 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocab_size is "
                          f"{model.config.vocab_size}")
     B, T = cfg.batch_size, model.config.block_size
+    for name, split in zip(("train", "val"), data):     # say so before any file is touched
+        if len(split) < T + 1:
+            raise ValueError(f"the {name} split has {len(split)} tokens, too few for block_size {T} "
+                             f"(needs at least {T + 1}): give more text or a smaller block_size")
     os.makedirs(cfg.out_dir, exist_ok=True)
     last_path, best_path = os.path.join(cfg.out_dir, "last.npz"), os.path.join(cfg.out_dir, "best.npz")
     log_path, png_path = os.path.join(cfg.out_dir, "log.csv"), os.path.join(cfg.out_dir, "loss.png")
@@ -328,7 +335,10 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     if resume:
         ckpt = load_checkpoint(last_path, config=model.config)
         model.load_state_dict(ckpt.model)
+        settings = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
         opt.load_state_dict(ckpt.optimizer)
+        for group, setting in zip(opt.param_groups, settings):   # the moments resume; cfg's settings hold
+            group.update(setting)
         run_seed, step = ckpt.seed, ckpt.step
         extra = ckpt.extra
         best, bad_evals = extra.get("best_val_loss", math.inf), extra.get("bad_evals", 0)
@@ -380,6 +390,7 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
 
     model.train()
     clean = True   # False while the optimizer is changing the weights: an interrupt then must not save
+    before = None  # (best val loss, bad evals, last eval step) before an evaluation still saving its checkpoints
     try:
         with _StopOnSigint() as sigint:
             while True:
@@ -391,6 +402,7 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                     if not math.isfinite(losses["val"]):
                         raise FloatingPointError(f"the val loss is {losses['val']} at step {step}; stopping, "
                                                  f"{last_good()}")
+                    before = history.best_val_loss, bad_evals, last_eval   # put back if an interrupt cuts it short
                     improved = losses["val"] < history.best_val_loss
                     history.best_val_loss = min(history.best_val_loss, losses["val"])
                     bad_evals = 0 if improved else bad_evals + 1
@@ -406,6 +418,7 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                     save(last_path, evaluated=True)
                     if improved:
                         save(best_path, evaluated=True)
+                    before = None
                     if cfg.plot:
                         plot_log(log_path, png_path)
                     if cfg.patience and bad_evals >= cfg.patience:
@@ -455,6 +468,8 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
         if not clean:
             say(f"interrupted while updating the weights at step {step}; {last_good()}")
             raise
+        if before is not None:   # an evaluation cut short (in on_eval, or saving): a resumed run does it again
+            history.best_val_loss, bad_evals, last_eval = before
         save(last_path, evaluated=False)
         history.stopped = "interrupted"
         say(f"interrupted: saved {last_path} at step {step}; continue with resume=True (--resume)")
