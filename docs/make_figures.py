@@ -172,21 +172,24 @@ def figure_bpe(text):
 
 
 @tl.no_grad()
-def figure_kv_cache(n_tokens=400, block_size=256, smooth=9):
+def figure_kv_cache(n_tokens=400, block_size=256, smooth=9, repeats=3):
     """Milliseconds per generated token (greedy) against the context length, cache on and off."""
     tl.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=65, block_size=block_size, n_layer=4, n_head=4, n_embd=128))
     model.eval()
     runs = {}
     for use_cache in (True, False):
-        cache = model.new_kv_cache(1) if use_cache else None
-        ids, ms = np.zeros((1, 1), np.int64), []
-        for _ in range(n_tokens):
-            t0 = time.perf_counter()
-            logits = model.next_token_logits(ids, cache)                     # (1, V)
-            ids = np.concatenate([ids, logits.argmax(-1)[:, None]], axis=1)
-            ms.append(1e3 * (time.perf_counter() - t0))
-        runs[use_cache] = (ids, np.array(ms))
+        best = None
+        for _ in range(repeats):                 # the fastest of a few runs, token by token: less noise
+            cache = model.new_kv_cache(1) if use_cache else None
+            ids, ms = np.zeros((1, 1), np.int64), []
+            for _ in range(n_tokens):
+                t0 = time.perf_counter()
+                logits = model.next_token_logits(ids, cache)                     # (1, V)
+                ids = np.concatenate([ids, logits.argmax(-1)[:, None]], axis=1)
+                ms.append(1e3 * (time.perf_counter() - t0))
+            best = np.array(ms) if best is None else np.minimum(best, ms)
+        runs[use_cache] = (ids, best)
     assert np.array_equal(runs[True][0], runs[False][0]), "the cache changed the greedy text"
     T = np.arange(1, n_tokens + 1)                                            # context length fed
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -200,8 +203,8 @@ def figure_kv_cache(n_tokens=400, block_size=256, smooth=9):
             "and the cache\nis rebuilt at every step", fontsize=8, va="top")
     ax.set_xlabel("context length (tokens)")
     ax.set_ylabel("ms per generated token")
-    ax.set_title(f"greedy generation, {model.num_parameters():,}-parameter GPT (4 layers, C=128), "
-                 f"1 BLAS thread", fontsize=10)
+    ax.set_title(f"greedy generation, {model.num_parameters():,}-parameter GPT (4 layers, C=128)\n"
+                 f"1 BLAS thread, the fastest of {repeats} runs at each length", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
