@@ -112,6 +112,15 @@ def test_malformed_files_name_the_file(tmp_path, case, match):
     assert p.name in str(e.value)
 
 
+def test_bf16_names_one_str_as_one_name(tmp_path):
+    x = np.array([1.00390625], np.float32)                          # not representable in bf16
+    write_safetensors(tmp_path / "a.safetensors", {"x": x, "xy": x}, bf16="xy")   # 'x' in 'xy' was true
+    out = read_safetensors(tmp_path / "a.safetensors")
+    assert out["x"][0] == x[0] and out["xy"][0] == 1.0
+    with pytest.raises(ValueError, match=r"bf16 names \['z'\] are not among the tensors"):
+        write_safetensors(tmp_path / "b.safetensors", {"x": x}, bf16={"z"})
+
+
 def test_write_errors(tmp_path):
     with pytest.raises(TypeError, match="NumPy arrays"):
         write_safetensors(tmp_path / "x.safetensors", {"a": [1.0, 2.0]})

@@ -98,9 +98,12 @@ def _to_bf16_bits(x):
 
 
 def write_safetensors(path, tensors, metadata=None, bf16=()):
-    """Write {name: NumPy array} to `path` (atomically); names in `bf16` are stored as BF16."""
+    """Write {name: NumPy array} to `path` (atomically); names in `bf16` (a set, or one name) are stored as BF16."""
     path = os.fspath(path)
     header, blobs, offset = {}, [], 0
+    bf16 = {bf16} if isinstance(bf16, str) else set(bf16)          # one name, not its substrings
+    if not bf16 <= set(tensors):
+        raise ValueError(f"write_safetensors: bf16 names {sorted(bf16 - set(tensors))} are not among the tensors")
     for name in tensors:
         if not isinstance(name, str) or name == "__metadata__":
             raise ValueError(f"write_safetensors: tensor names must be str other than '__metadata__', got {name!r}")
