@@ -435,6 +435,9 @@ def test_mse_loss_reductions_and_shapes(device):
         F.mse_loss(a, b, reduction="bogus")
     with pytest.raises(ValueError, match="differ"):
         F.mse_loss(tl.zeros(3, 1, device=device), b)
+    with pytest.raises(ValueError, match="differ"):                 # an array target was broadcast to (3, 3)
+        F.mse_loss(tl.zeros(3, 1, device=device), b.data)
+    assert F.mse_loss(a, 2.0).item() == 4.0
 
 
 # ---------------------------------------------------------------------------- dtype rules and edge cases
@@ -565,6 +568,8 @@ def test_tril_triu_keep_infinities_and_need_a_matrix():
 def test_split_and_chunk_default_to_the_first_axis():
     assert [p.shape for p in tl.ones(3, 4).split(2)] == [(2, 4), (1, 4)]
     assert [p.shape for p in F.split(tl.ones(3, 4), np.int64(2), dim=1)] == [(3, 2), (3, 2)]
+    with pytest.raises(ValueError, match=r"sizes \[5, -2\]"):      # gave pieces of 3 and 0 rows
+        F.split(tl.ones(3, 4), [5, -2])
     with pytest.raises(ValueError, match="chunks"):
         tl.ones(4).chunk(0)
 

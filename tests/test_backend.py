@@ -8,7 +8,8 @@ from tinylm.strict import StrictArray, xp as sxp
 
 
 @pytest.mark.parametrize("name, canonical", [("cpu", "cpu"), ("gpu", "cuda:0"), ("cuda", "cuda:0"),
-                                             ("cuda:1", "cuda:1"), ("CPU", "cpu"), ("strict", "strict")])
+                                             ("cuda:1", "cuda:1"), ("CPU", "cpu"), ("strict", "strict"),
+                                             ("cuda:01", "cuda:1"), ("GPU:2", "cuda:2")])
 def test_device_names(name, canonical):
     assert backend.parse_device(name) == canonical
 
@@ -18,6 +19,8 @@ def test_bad_device_names():
         backend.parse_device("tpu")
     with pytest.raises(TypeError):
         backend.parse_device(3)
+    with pytest.raises(ValueError, match="unknown device"):  # '²'.isdigit() is true, but int('²') fails
+        backend.parse_device("cuda:\u00b2")
 
 
 def test_strict_arrays_refuse_implicit_numpy():
@@ -59,6 +62,24 @@ def test_strict_inplace_and_out_keep_the_array():
     sxp.exp(a, out=a)
     assert b is a and a.dtype == np.float32
     np.testing.assert_allclose(a.get(), np.e)
+
+
+def test_strict_follows_cupy_where_numpy_and_cupy_agree():
+    a = sxp.asarray([8, 9, 10])
+    b = sxp.array(a)                        # cupy.array copies, as numpy.array does
+    b[0] = 0
+    assert a[0].item() == 8 and sxp.array(a, copy=False) is a
+    view = a[:2]
+    view //= 2                              # in place through a view, not a rebinding
+    view %= 3
+    view ^= 3
+    view <<= 1
+    assert a.tolist() == [4, 4, 10]
+    assert (a >> 1).tolist() == [2, 2, 5] and [q.tolist() for q in divmod(a, 3)] == [[1, 1, 3], [1, 1, 1]]
+    assert isinstance(a, sxp.ndarray)       # isinstance(x, cupy.ndarray) holds for device arrays
+    f = sxp.asarray([3.0, 4.0])
+    assert isinstance(sxp.linalg.norm(f), StrictArray) and float(sxp.linalg.norm(f)) == 5.0
+    assert isinstance(sxp.random.standard_normal(3), StrictArray)   # was a NumPy array: the wrong device
 
 
 def test_to_moves_between_devices_and_keeps_values():

@@ -174,6 +174,15 @@ def test_hand_edited_metadata_is_refused(tmp_path):
         ({"meta.json": _meta(version=99), "model/w": w}, "version 99"),
         ({"meta.json": _meta()}, "model array 'w' is missing"),
         ({"meta.json": _meta(optimizer={"__array__": "optimizer/x"}), "model/w": w}, "'optimizer/x', which is missing"),
+        # fields save_checkpoint never writes: were loaded as they were (step -5, step 2.7 as 2, the
+        # name 'w' spelled out letter by letter, a config that is not a dict) or failed as unhashable
+        ({"meta.json": _meta(step=-5), "model/w": w}, "'step' must be a non-negative int"),
+        ({"meta.json": _meta(step=2.7), "model/w": w}, "'step' must be a non-negative int"),
+        ({"meta.json": _meta(seed=True), "model/w": w}, "'seed' must be a non-negative int"),
+        ({"meta.json": _meta(model="w"), "model/w": w}, "'model' must be a list of names"),
+        ({"meta.json": _meta(config=[1]), "model/w": w}, "'config' must be a dict"),
+        ({"meta.json": _meta(tokenizer=5), "model/w": w}, "'tokenizer' must be a dict or null"),
+        ({"meta.json": _meta(optimizer={"__array__": ["x"]}), "model/w": w}, r"\['x'\], which is missing"),
     ]
     for entries, message in cases:
         _rewrite(path, **entries)
@@ -211,6 +220,11 @@ def test_unsaveable_values_are_named(tmp_path):
         save_checkpoint(tmp_path / "c.npz", {"w": [1.0, 2.0]})
     with pytest.raises(ValueError, match="step must be a non-negative int"):
         save_checkpoint(tmp_path / "c.npz", {}, step=-1)
+    for seed in (-1, 1.7, "abc"):                               # were saved as -1, 1 and a bare int() error
+        with pytest.raises(ValueError, match="seed must be a non-negative int"):
+            save_checkpoint(tmp_path / "c.npz", {}, seed=seed)
+    with pytest.raises(TypeError, match="optimizer_state must be a dict"):   # saved, then refused by load
+        save_checkpoint(tmp_path / "c.npz", {}, optimizer_state=[{"lr": 0.1}])
     assert list(tmp_path.iterdir()) == []
 
 

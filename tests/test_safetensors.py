@@ -63,6 +63,14 @@ def _write_raw(path, header, data=b""):
     ("bad_offsets", "data_offsets"),
     ("past_end", "data_offsets"),
     ("missing_field", "malformed entry"),
+    ("list_dtype", "unsupported dtype"),
+    ("string_shape", "malformed entry"),
+    ("float_shape", "malformed entry"),
+    ("bool_offsets", "malformed entry"),
+    ("overlap", "overlap another tensor"),
+    ("gap", "leave a gap"),
+    ("trailing", "cover 8 of the 12 data bytes"),
+    ("bad_metadata", "__metadata__ must map str to str"),
 ])
 def test_malformed_files_name_the_file(tmp_path, case, match):
     p = tmp_path / f"{case}.safetensors"
@@ -83,9 +91,34 @@ def test_malformed_files_name_the_file(tmp_path, case, match):
         _write_raw(p, {"w": ok}, bytes(4))
     elif case == "missing_field":
         _write_raw(p, {"w": {"dtype": "F32"}}, bytes(8))
+    elif case == "list_dtype":                                      # was TypeError: unhashable type: 'list'
+        _write_raw(p, {"w": {**ok, "dtype": ["F32"]}}, bytes(8))
+    elif case == "string_shape":                                    # was read as shape (1, 2)
+        _write_raw(p, {"w": {"dtype": "U8", "shape": "12", "data_offsets": [0, 2]}}, bytes(2))
+    elif case == "float_shape":                                     # was read as shape (2,)
+        _write_raw(p, {"w": {"dtype": "U8", "shape": [2.7], "data_offsets": [0, 2]}}, bytes(2))
+    elif case == "bool_offsets":
+        _write_raw(p, {"w": {"dtype": "U8", "shape": [1], "data_offsets": [False, True]}}, bytes(1))
+    elif case == "overlap":                                         # two tensors on the same bytes
+        _write_raw(p, {"w": ok, "v": ok}, bytes(8))
+    elif case == "gap":
+        _write_raw(p, {"w": {**ok, "data_offsets": [4, 12]}}, bytes(12))
+    elif case == "trailing":
+        _write_raw(p, {"w": ok}, bytes(12))
+    elif case == "bad_metadata":
+        _write_raw(p, {"__metadata__": {"step": 3}, "w": ok}, bytes(8))
     with pytest.raises(ValueError, match=match) as e:
         read_safetensors(p)
     assert p.name in str(e.value)
+
+
+def test_bf16_names_one_str_as_one_name(tmp_path):
+    x = np.array([1.00390625], np.float32)                          # not representable in bf16
+    write_safetensors(tmp_path / "a.safetensors", {"x": x, "xy": x}, bf16="xy")   # 'x' in 'xy' was true
+    out = read_safetensors(tmp_path / "a.safetensors")
+    assert out["x"][0] == x[0] and out["xy"][0] == 1.0
+    with pytest.raises(ValueError, match=r"bf16 names \['z'\] are not among the tensors"):
+        write_safetensors(tmp_path / "b.safetensors", {"x": x}, bf16={"z"})
 
 
 def test_write_errors(tmp_path):

@@ -113,3 +113,29 @@ def test_bad_sampling_settings_raise_instead_of_returning_token_zero():
         tl.sample_next(logits, top_k=2.0)
     with pytest.raises(ValueError, match="top_p"):
         tl.sample_next(logits, top_p=1.5)
+
+
+def test_float16_logits_sample_the_whole_vocabulary(device):
+    # a float16 cumsum of 20000 probabilities of 5e-5 stops growing near 0.25: the later ids were never drawn
+    v = 20000
+    logits = backend.to_device(np.zeros((400, v), np.float16), device)
+    ids = host(sample_next(logits, generator=backend.Generator(device, 0)))
+    assert ids.max() > 0.9 * v and abs(ids.mean() - v / 2) < 0.1 * v
+    kept = np.isfinite(host(top_p_filter(logits[:1], 0.5)))
+    assert abs(int(kept.sum()) - v // 2) <= 5
+    assert top_p_filter(logits[:1], 0.5).dtype == np.float16 and top_k_filter(logits[:1], 3).dtype == np.float16
+
+
+def test_integer_logits_are_filtered_as_float32(device):
+    logits = backend.to_device(np.array([[1, 3, 2, 0]], np.int64), device)
+    for out in (top_k_filter(logits, 2), top_p_filter(logits, 0.5)):   # were int64 with INT64_MIN for -inf
+        assert out.dtype == np.float32
+        assert host(out).tolist()[0][:2] == [-np.inf, 3.0] and host(out)[0, 3] == -np.inf
+    assert sample_next(logits, 0.5, top_k=1).tolist() == [1]
+
+
+def test_a_row_of_all_minus_inf_raises_instead_of_returning_token_zero(device):
+    logits = np.zeros((2, 4), np.float32)
+    logits[1] = -np.inf
+    with pytest.raises(ValueError, match="row 1 is -inf"):
+        sample_next(dev(logits, device))

@@ -66,8 +66,9 @@ def parse_device(device):
         return name
     if name in ("gpu", "cuda"):
         return "cuda:0"
-    if name.startswith(("cuda:", "gpu:")) and name[name.index(":") + 1:].isdigit():
-        return "cuda:" + name[name.index(":") + 1:]
+    index = name.partition(":")[2]
+    if name.startswith(("cuda:", "gpu:")) and index.isascii() and index.isdigit():
+        return f"cuda:{int(index)}"                                 # 'cuda:01' is 'cuda:1'
     raise ValueError(f"unknown device {device!r}; expected 'cpu', 'gpu', 'cuda', 'cuda:N' or 'strict'")
 
 

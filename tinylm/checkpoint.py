@@ -103,7 +103,7 @@ def _decode(obj, arrays, path):
     """Undo `_encode`: references become the arrays they name."""
     if isinstance(obj, dict):
         if set(obj) == {"__array__"}:
-            if obj["__array__"] not in arrays:
+            if not isinstance(obj["__array__"], str) or obj["__array__"] not in arrays:
                 raise ValueError(f"checkpoint {path}: meta.json names array {obj['__array__']!r}, which is missing")
             return arrays[obj["__array__"]]
         return {k: _decode(v, arrays, path) for k, v in obj.items()}
@@ -137,9 +137,14 @@ def save_checkpoint(path, model_state, optimizer_state=None, config=None, tokeni
     """
     if not isinstance(model_state, dict):
         raise TypeError(f"model_state must be a dict of arrays, got {type(model_state).__name__}")
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+    if optimizer_state is not None and not isinstance(optimizer_state, dict):
+        raise TypeError(f"optimizer_state must be a dict (optimizer.state_dict()) or None, got "
+                        f"{type(optimizer_state).__name__}")
+    if not _is_count(step):
         raise ValueError(f"step must be a non-negative int, got {step!r}")
     seed = backend.initial_seed() if seed is None else seed
+    if not _is_count(seed):
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     arrays, names = {}, []
     for name, value in model_state.items():
         if not isinstance(name, str) or not _is_array(value):
@@ -173,6 +178,22 @@ def save_checkpoint(path, model_state, optimizer_state=None, config=None, tokeni
     return path
 
 
+def _is_count(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 0
+
+
+def _check_meta(meta):
+    """ValueError naming the first field of meta.json that `save_checkpoint` could not have written."""
+    kinds = {"step": (_is_count, "a non-negative int"), "seed": (_is_count, "a non-negative int"),
+             "model": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
+             "config": (lambda v: isinstance(v, dict), "a dict"), "extra": (lambda v: isinstance(v, dict), "a dict"),
+             "tokenizer": (lambda v: v is None or isinstance(v, dict), "a dict or null"),
+             "optimizer": (lambda v: v is None or isinstance(v, dict), "a dict or null")}
+    for key, (ok, what) in kinds.items():
+        if key not in meta or not ok(meta[key]):
+            raise ValueError(f"{META}: {key!r} must be {what}, got {meta.get(key, 'nothing')!r:.80}")
+
+
 def load_checkpoint(path, config=None, ignore=()):
     """Read a checkpoint written by `save_checkpoint` (no pickle); ValueError naming the file if it is damaged.
 
@@ -194,14 +215,15 @@ def load_checkpoint(path, config=None, ignore=()):
             raise ValueError(f"{META} does not describe a {FORMAT}")
         if meta.get("version") != VERSION:
             raise ValueError(f"format version {meta.get('version')!r} is not supported (this tinylm reads {VERSION})")
+        _check_meta(meta)
         for name in meta["model"]:
             if f"model/{name}" not in arrays:
                 raise ValueError(f"model array {name!r} is missing")
         model = {name: arrays[f"model/{name}"] for name in meta["model"]}
         ckpt = Checkpoint(model=model, optimizer=_decode(meta["optimizer"], arrays, path),
                           config=_decode(meta["config"], arrays, path),
-                          tokenizer=_decode(meta["tokenizer"], arrays, path), step=int(meta["step"]),
-                          seed=int(meta["seed"]), extra=_decode(meta["extra"], arrays, path), path=path)
+                          tokenizer=_decode(meta["tokenizer"], arrays, path), step=meta["step"],
+                          seed=meta["seed"], extra=_decode(meta["extra"], arrays, path), path=path)
     except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as e:
         if isinstance(e, (PermissionError, IsADirectoryError)) or str(e).startswith(f"checkpoint {path}"):
             raise

@@ -161,8 +161,8 @@ def mse_loss(x, y, reduction="mean"):
     _check_tensor(x, "input", "mse_loss")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if isinstance(y, Tensor) and y.shape != x.shape:
-        raise ValueError(f"mse_loss: input of shape {x.shape} and target of shape {y.shape} differ "
+    if getattr(y, "shape", ()) not in ((), x.shape):               # a Tensor or an array; scalars broadcast
+        raise ValueError(f"mse_loss: input of shape {x.shape} and target of shape {tuple(y.shape)} differ "
                          "(broadcasting them would average the wrong pairs)")
     d = x - y
     sq = d * d
@@ -249,8 +249,9 @@ def split(x, split_size_or_sections, axis=0, *, dim=None):
         sizes = [size] * (n // size) + ([n % size] if n % size else [])
     else:
         sizes = list(split_size_or_sections)
-        if sum(sizes) != n:
-            raise ValueError(f"split: sizes {sizes} do not add up to {n} (axis {axis} of shape {x.shape})")
+        if any(size < 0 for size in sizes) or sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n} "
+                             f"(axis {axis} of shape {x.shape})")
     bounds = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
     out = ops.Split.apply(x, bounds=bounds, axis=axis)
     return out if isinstance(out, tuple) else (out,)

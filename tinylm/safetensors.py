@@ -5,6 +5,8 @@ The format: 8 bytes little-endian u64 N, then N bytes of JSON header
 {name: {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {str: str}}
 (padded with spaces), then the raw little-endian buffers, offsets counted from the end of the
 header. Reading memory-maps the file, so a 6 GB GPT-2 XL costs no copy until it is used.
+Reading checks the header as the reference library does: shapes and offsets are non-negative
+ints, `__metadata__` maps str to str, and the buffers tile the data exactly (no overlap, no gap).
 bfloat16 has no NumPy dtype: BF16 tensors are read as float32 (the 16 bits shifted into the high
 half of a float32) and written from float32 (rounded to nearest even) for names given in `bf16`.
 
@@ -46,28 +48,46 @@ def read_safetensors(path, return_metadata=False):
     if not isinstance(header, dict):
         raise _bad(path, "the header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _bad(path, f"__metadata__ must map str to str, got {metadata!r}")
     data_size = size - 8 - n
     buf = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n, shape=(data_size,)).view(np.ndarray) \
         if data_size else np.zeros(0, np.uint8)  # plain ndarray views of the mapped bytes
-    out = {}
+    out, spans = {}, []
     for name, info in header.items():
         try:
-            dtype, shape, (begin, end) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise _bad(path, f"tensor {name!r} has a malformed entry {info!r}") from None
-        if dtype not in _DTYPES:
+        if not isinstance(shape, list) or not all(_is_size(s) for s in shape + [begin, end]):
+            raise _bad(path, f"tensor {name!r} has a malformed entry {info!r} (shape and data_offsets "
+                             "must be non-negative ints)")
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
             raise _bad(path, f"tensor {name!r} has unsupported dtype {dtype!r}")
         np_dtype = np.dtype(_DTYPES[dtype])
         nbytes = math.prod(shape) * np_dtype.itemsize
-        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_size) \
-                or end - begin != nbytes or any(s < 0 for s in shape):
+        if not begin <= end <= data_size or end - begin != nbytes:
             raise _bad(path, f"tensor {name!r} of dtype {dtype} and shape {shape} has data_offsets "
                              f"{[begin, end]} (expected {nbytes} bytes within {data_size})")
+        spans.append((begin, end, name))
         arr = buf[begin:end].view(np_dtype).reshape(shape)
         if dtype == "BF16":
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
         out[name] = arr
+    covered = 0  # as the reference library: the buffers tile the data exactly, no overlap, no gap
+    for begin, end, name in sorted(spans):
+        if begin != covered:
+            why = "overlap another tensor" if begin < covered else "leave a gap"
+            raise _bad(path, f"tensor {name!r} has data_offsets {[begin, end]}, which {why} "
+                             f"(expected to start at {covered})")
+        covered = end
+    if covered != data_size:
+        raise _bad(path, f"the tensors cover {covered} of the {data_size} data bytes")
     return (out, metadata) if return_metadata else out
+
+
+def _is_size(x):
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 def _to_bf16_bits(x):
@@ -78,9 +98,12 @@ def _to_bf16_bits(x):
 
 
 def write_safetensors(path, tensors, metadata=None, bf16=()):
-    """Write {name: NumPy array} to `path` (atomically); names in `bf16` are stored as BF16."""
+    """Write {name: NumPy array} to `path` (atomically); names in `bf16` (a set, or one name) are stored as BF16."""
     path = os.fspath(path)
     header, blobs, offset = {}, [], 0
+    bf16 = {bf16} if isinstance(bf16, str) else set(bf16)          # one name, not its substrings
+    if not bf16 <= set(tensors):
+        raise ValueError(f"write_safetensors: bf16 names {sorted(bf16 - set(tensors))} are not among the tensors")
     for name in tensors:
         if not isinstance(name, str) or name == "__metadata__":
             raise ValueError(f"write_safetensors: tensor names must be str other than '__metadata__', got {name!r}")

@@ -23,9 +23,14 @@ def _raw(logits):
     return data
 
 
+def _floats(logits):
+    """Integer or boolean logits as float32 (they cannot hold -inf); float dtypes are kept."""
+    return logits if logits.dtype.kind == "f" else logits.astype(backend.DEFAULT_DTYPE)
+
+
 def top_k_filter(logits, k):
     """Logits (B, V) with all but each row's k largest set to -inf (exactly k kept; ties broken by index)."""
-    logits = _raw(logits)
+    logits = _floats(_raw(logits))
     v = logits.shape[-1]
     if k is None:
         return logits
@@ -44,7 +49,7 @@ def top_k_filter(logits, k):
 
 def top_p_filter(logits, p):
     """Logits (B, V) keeping each row's smallest set of most likely tokens whose probability reaches p."""
-    logits = _raw(logits)
+    logits = _floats(_raw(logits))
     if p is None:
         return logits
     if not 0.0 < p <= 1.0:                                          # also refuses nan
@@ -63,7 +68,9 @@ def top_p_filter(logits, p):
 
 
 def _softmax(logits):
+    """Probabilities in float32 at least: a float16 cumsum over a large vocabulary stops growing."""
     xp = backend.get_array_module(logits)
+    logits = logits.astype(np.promote_types(logits.dtype, np.float32), copy=False)
     e = xp.exp(logits - logits.max(axis=-1, keepdims=True))         # (B, V); exp(-inf) = 0
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -71,7 +78,9 @@ def _softmax(logits):
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
     """Token ids (B,) int64, one per row of logits (B, V): temperature 0 is argmax (greedy).
 
-    A Tensor of logits gives a Tensor of ids, an array an array.
+    A Tensor of logits gives a Tensor of ids, an array an array. Probabilities are computed in
+    float32 at least (float64 stays float64); integer logits count as float32. A row whose logits
+    are all -inf has no token to draw and raises ValueError.
     """
     if isinstance(logits, Tensor):
         return Tensor._make(sample_next(logits.data, temperature, top_k, top_p, generator), logits.device)
@@ -81,8 +90,11 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if temperature == 0:
         return logits.argmax(axis=-1).astype(np.int64)
-    logits = logits * (1.0 / temperature)                          # (B, V), dtype kept
-    if bool((xp.isnan(logits) | (logits == xp.inf)).any()):       # one device sync
+    logits = _floats(logits) * (1.0 / temperature)                 # (B, V), float dtype kept
+    dead = (logits == -xp.inf).all(axis=-1)                         # (B,) rows with no possible token
+    if bool((xp.isnan(logits) | (logits == xp.inf)).any() | dead.any()):   # one device sync
+        if bool(dead.any()):
+            raise ValueError(f"sample_next: every logit of row {int(dead.argmax())} is -inf: no token can be drawn")
         raise ValueError(f"sample_next: the logits divided by temperature {temperature} are not finite "
                          "(nan, or overflowing: raise the temperature or use 0 for greedy)")
     logits = top_k_filter(logits, top_k)

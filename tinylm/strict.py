@@ -8,12 +8,16 @@ The two CuPy rules it enforces, so that code which would break on a real GPU bre
      raise TypeError; use `a.get()` (as in CuPy) or `tinylm.backend.to_numpy(a)`;
   2. no mixing with NumPy arrays: `a + np.ones(3)` or `xp.where(c, a, np.zeros(3))` raise
      TypeError. Python scalars and NumPy scalars mix freely, as in CuPy.
-Full reductions return 0-d StrictArrays (as CuPy does), not NumPy scalars. NumPy names that
+Full reductions return 0-d StrictArrays (as CuPy does), not NumPy scalars. Where NumPy and
+CuPy agree, so does it: `xp.array` copies, in-place operators stay in place, `xp.ndarray` is
+the array type, and submodules (`xp.linalg`, `xp.random`) take and give strict arrays. NumPy names that
 CuPy lacks (`xp.errstate`, `xp.insert`, `a.resize`, ...) raise AttributeError here too.
 
 Leaves out: speed (it is NumPy underneath) and CuPy-only APIs (`cupyx`, `RawKernel`).
 Reference: CuPy's "Differences between CuPy and NumPy" page.
 """
+import types
+
 import numpy as np
 
 
@@ -151,8 +155,8 @@ def _binary(name):
     return method
 
 
-for _name in ("add radd sub rsub mul rmul truediv rtruediv floordiv rfloordiv mod rmod pow rpow "
-              "matmul rmatmul and rand or ror xor rxor lt le gt ge eq ne").split():
+for _name in ("add radd sub rsub mul rmul truediv rtruediv floordiv rfloordiv mod rmod pow rpow divmod rdivmod "
+              "matmul rmatmul and rand or ror xor rxor lshift rlshift rshift rrshift lt le gt ge eq ne").split():
     _dunder = f"__{_name}__"
     setattr(StrictArray, _dunder, _binary(_dunder))
 
@@ -169,7 +173,8 @@ def _inplace(name):
     return method
 
 
-for _name in ("__iadd__", "__isub__", "__imul__", "__itruediv__", "__ipow__", "__iand__", "__ior__"):
+for _name in ("__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__", "__imod__", "__ipow__",
+              "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__"):
     setattr(StrictArray, _name, _inplace(_name))
 
 for _name in ("__neg__", "__pos__", "__abs__", "__invert__"):
@@ -194,20 +199,34 @@ class _Callable:
         return _Callable(attr) if callable(attr) else attr
 
 
-class _StrictModule:
-    """The array module of the "strict" device: `xp.exp(a)`, `xp.zeros(...)`, `xp.float32`."""
+class _Namespace:
+    """A NumPy module seen through the strict rules: its functions wrapped, its submodules too
+    (`xp.linalg.norm(a)`, `xp.random.standard_normal(3)` take and give strict arrays, as in CuPy)."""
 
-    __name__ = "tinylm.strict.xp"
+    def __init__(self, module, name):
+        self._module, self.__name__ = module, name
 
     def __getattr__(self, name):
         if name in NOT_IN_CUPY:
             raise _missing(name, "xp")
-        attr = getattr(np, name)
-        if isinstance(attr, type) or not callable(attr):  # dtypes, constants (xp.float32, xp.inf)
+        attr = getattr(self._module, name)
+        if isinstance(attr, types.ModuleType):
+            wrapped = _Namespace(attr, f"{self.__name__}.{name}")
+        elif isinstance(attr, type) or not callable(attr):  # dtypes, constants (xp.float32, xp.inf)
             return attr
-        wrapped = _Callable(attr)
+        else:
+            wrapped = _Callable(attr)
         setattr(self, name, wrapped)
         return wrapped
+
+
+class _StrictModule(_Namespace):
+    """The array module of the "strict" device: `xp.exp(a)`, `xp.zeros(...)`, `xp.float32`."""
+
+    ndarray = StrictArray  # isinstance(a, xp.ndarray), as with cupy.ndarray
+
+    def __init__(self):
+        super().__init__(np, "tinylm.strict.xp")
 
     def asarray(self, a, dtype=None):
         if isinstance(a, StrictArray):
@@ -217,7 +236,10 @@ class _StrictModule:
                             "tinylm.backend.to_device(array, 'strict') to move it explicitly")
         return StrictArray(np.asarray(a, dtype=dtype))
 
-    array = asarray
+    def array(self, a, dtype=None, copy=True):
+        """A new array by default (as `cupy.array`); `copy=False` is `asarray`."""
+        out = self.asarray(a, dtype)
+        return out.copy() if copy and out is a else out
 
     @staticmethod
     def from_numpy(a):
