@@ -1,5 +1,6 @@
 """Tests for tinylm/safetensors.py: round trips per dtype, bfloat16, malformed files, and the reference library."""
 import json
+import os
 import struct
 
 import numpy as np
@@ -162,3 +163,20 @@ def test_write_converts_big_endian_and_refuses_bad_names(tmp_path):
     for name in ("__metadata__", 3):
         with pytest.raises(ValueError, match="tensor names"):
             write_safetensors(tmp_path / "b.safetensors", {name: np.zeros(2, np.float32)})
+
+
+def test_a_crash_while_writing_keeps_the_previous_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "model.safetensors"
+    write_safetensors(path, {"w": np.arange(4, dtype=np.float32)})
+    calls = []
+
+    def crash(*args):
+        calls.append(args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        write_safetensors(path, {"w": np.zeros(4, np.float32)})
+    monkeypatch.undo()
+    assert calls and os.listdir(tmp_path) == ["model.safetensors"]
+    np.testing.assert_array_equal(read_safetensors(path)["w"], np.arange(4, dtype=np.float32))

@@ -158,17 +158,23 @@ def save_checkpoint(path, model_state, optimizer_state=None, config=None, tokeni
             "optimizer": _encode(optimizer_state, "optimizer", arrays)}
     arrays[META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
 
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write(path, write):
+    """Call write(f) on a temporary file beside `path`, fsync it, rename it into place, fsync the
+    directory: a crash or Ctrl-C at any point leaves the old file whole. Returns the path."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:  # Ctrl-C or a full disk: drop the temporary file, keep the old checkpoint
+    except BaseException:  # Ctrl-C or a full disk: drop the temporary file, keep the old one
         try:
             os.unlink(tmp)
         except FileNotFoundError:

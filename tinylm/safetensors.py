@@ -128,10 +128,12 @@ def write_safetensors(path, tensors, metadata=None, bf16=()):
         header = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}, **header}
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)  # buffers start 8-byte aligned
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+
+    def write(f):
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
         for raw in blobs:
             f.write(raw)
-    os.replace(tmp, path)
+
+    from .checkpoint import atomic_write   # here: checkpoint imports the autograd engine, this module only NumPy
+    atomic_write(path, write)
