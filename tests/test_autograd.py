@@ -877,3 +877,13 @@ def test_histogram_as_pytorch_and_all_any_function_forms(device):
     g = tl.randn(100, device=device).data                     # a raw array, as a .grad is (part 3's plots)
     assert tl.histogram(g, density=True).hist.shape == (100,)
     assert tl.all(x > 0).item() and not tl.any(x > 5).item() and tl.all(x > 0.7, dim=0).item() is False
+
+
+def test_max_with_a_positional_axis_says_how_to_get_values_and_indices():
+    logits = tl.tensor([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]])
+    with pytest.raises(AttributeError, match=r"x.max\(dim=1\)"):
+        logits.max(1, keepdim=True).values                     # makemore part 4's spelling
+    with pytest.raises(AttributeError, match="positional axis"):
+        logits.max(1).indices
+    assert logits.max(dim=1, keepdim=True).values.tolist() == [[3.0], [5.0]]
+    assert logits.max(dim=1).indices.tolist() == [1, 2] and not hasattr(logits, "values")
