@@ -867,3 +867,28 @@ def test_gelu_gradient_in_the_far_tails(device):
         x = tl.tensor([-1e13, -30.0, 30.0, 1e13], dtype=dtype, device=device, requires_grad=True)
         x.gelu().sum().backward()
         np.testing.assert_allclose(tl.backend.to_numpy(x.grad), [0.0, 0.0, 1.0, 1.0], atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- makemore parts 3-5
+def test_histogram_as_pytorch_and_all_any_function_forms(device):
+    x = tl.tensor([0.5, 1.0, 1.0, 3.5, 4.0], device=device)
+    hist, edges = tl.histogram(x, bins=4)                      # 4 equal bins over [min, max]
+    assert hist.tolist() == [3.0, 0.0, 0.0, 2.0] and edges.tolist() == [0.5, 1.375, 2.25, 3.125, 4.0]
+    assert hist.dtype == np.float32 and hist.device == x.device
+    h = tl.histogram(x, bins=2, range=(0.0, 2.0), density=True).hist   # counts out of range are dropped
+    np.testing.assert_allclose(h.numpy(), [1 / 3, 2 / 3])
+    assert tl.histogram(tl.ones(3, device=device), bins=2).bin_edges.tolist() == [0.5, 1.0, 1.5]
+    assert tl.histogram(x, tl.tensor([0.0, 2.0, 8.0], device=device)).hist.tolist() == [3.0, 2.0]
+    g = tl.randn(100, device=device).data                     # a raw array, as a .grad is (part 3's plots)
+    assert tl.histogram(g, density=True).hist.shape == (100,)
+    assert tl.all(x > 0).item() and not tl.any(x > 5).item() and tl.all(x > 0.7, dim=0).item() is False
+
+
+def test_max_with_a_positional_axis_says_how_to_get_values_and_indices():
+    logits = tl.tensor([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]])
+    with pytest.raises(AttributeError, match=r"x.max\(dim=1\)"):
+        logits.max(1, keepdim=True).values                     # makemore part 4's spelling
+    with pytest.raises(AttributeError, match="positional axis"):
+        logits.max(1).indices
+    assert logits.max(dim=1, keepdim=True).values.tolist() == [[3.0], [5.0]]
+    assert logits.max(dim=1).indices.tolist() == [1, 2] and not hasattr(logits, "values")

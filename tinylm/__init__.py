@@ -9,6 +9,7 @@ The public API: Tensor and its factories, no_grad, manual_seed, device helpers, 
 and the submodules `functional` (as F), `nn`, `optim`, `tokenizers`, `data`, `train`.
 """
 import builtins
+from collections import namedtuple
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def _shape(shape, size=None):
             raise TypeError("give the shape positionally or as size=, not both")
         shape = (size,)
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
-    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, builtins.bool) and n >= 0 for n in shape):
+    if not builtins.all(isinstance(n, (int, np.integer)) and not isinstance(n, builtins.bool) and n >= 0 for n in shape):
         raise ValueError(f"a shape must be non-negative ints, got {shape}")
     return shape
 
@@ -160,7 +161,7 @@ def randint(*args, size=None, device="cpu", generator=None):
         args = args + (size,)
     if len(args) == 2:
         args = (0,) + args
-    if len(args) != 3 or not all(isinstance(a, (int, np.integer)) for a in args[:2]):
+    if len(args) != 3 or not builtins.all(isinstance(a, (int, np.integer)) for a in args[:2]):
         raise TypeError(f"randint(low, high, shape) or randint(high, shape), got {args}")
     low, high, shape = args
     if low >= high:
@@ -173,7 +174,7 @@ def arange(start, stop=None, step=1, dtype=None, device="cpu"):
     """Evenly spaced values in [start, stop): int64 for integer arguments, else float32 (not float64)."""
     if stop is None:
         start, stop = 0, start
-    if dtype is None and not all(isinstance(a, (int, np.integer)) for a in (start, stop, step)):
+    if dtype is None and not builtins.all(isinstance(a, (int, np.integer)) for a in (start, stop, step)):
         dtype = backend.DEFAULT_DTYPE
     xp = backend.array_module(device)
     return Tensor(xp.arange(start, stop, step, dtype=dtype), device=device)
@@ -239,7 +240,7 @@ def save(obj, path):
     """
     from .checkpoint import save_checkpoint
     obj = _host_tree(obj)
-    if isinstance(obj, dict) and all(isinstance(k, str) and hasattr(v, "shape") and not isinstance(v, np.generic)
+    if isinstance(obj, dict) and builtins.all(isinstance(k, str) and hasattr(v, "shape") and not isinstance(v, np.generic)
                                      for k, v in obj.items()):
         return save_checkpoint(path, obj)                      # a state_dict: arrays by name
     if not isinstance(obj, (dict, list, tuple)):
@@ -290,7 +291,7 @@ def _method_form(name):
 _METHOD_FORMS = ("sum", "mean", "max", "min", "argmax", "argmin", "exp", "log", "sqrt", "tanh", "sigmoid",
                  "softmax", "log_softmax", "abs", "clamp", "reshape", "flatten", "unsqueeze", "squeeze",
                  "transpose", "permute", "matmul", "topk", "gather", "unbind", "chunk", "split", "var", "std",
-                 "masked_fill", "numel")
+                 "masked_fill", "numel", "all", "any")
 for _name in _METHOD_FORMS:
     globals()[_name] = _method_form(_name)
 del _name
@@ -330,6 +331,27 @@ def allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
     a = a.data if isinstance(a, Tensor) else a
     b = b.data if isinstance(b, Tensor) else b
     return builtins.bool(backend.get_array_module(a).allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def histogram(input, bins=100, *, range=None, weight=None, density=False):
+    """(hist, bin_edges) of `input`'s values, as PyTorch's torch.histogram: `bins` equal bins from the
+    smallest value to the largest (or over `range=(lo, hi)`), or the edges given as a 1-D tensor;
+    `density=True` scales the counts to integrate to 1. Outside the graph; float inputs keep their
+    dtype, others give float32. `input` may also be an array, such as a `.grad`."""
+    data = input.data if isinstance(input, Tensor) else input
+    device = input.device if isinstance(input, Tensor) else backend.device_of(data)
+    xp = backend.get_array_module(data)
+    bins = bins.data if isinstance(bins, Tensor) else bins
+    weight = weight.data if isinstance(weight, Tensor) else weight
+    if range is not None:
+        range = tuple(builtins.float(r) for r in range)
+    hist, edges = xp.histogram(data.ravel(), bins=bins, range=range, density=density,
+                               weights=None if weight is None else weight.ravel())
+    dtype = data.dtype if data.dtype.kind == "f" else np.dtype(backend.DEFAULT_DTYPE)
+    return Histogram(Tensor._make(hist.astype(dtype), device), Tensor._make(edges.astype(dtype), device))
+
+
+Histogram = namedtuple("histogram", ["hist", "bin_edges"])   # as torch.return_types.histogram
 
 
 def equal(a, b):
@@ -407,7 +429,7 @@ long, bool = int64, bool_   # PyTorch's names (tl.bool shadows the builtin only 
 __all__ = [
     "Tensor", "Function", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "rand", "randint",
     "arange", "zeros_like", "ones_like", "full_like", "randn_like", "rand_like", "tril", "triu",
-    "cat", "concat", "stack", "where", "save", "load", "Generator", "multinomial", "linspace", "allclose",
+    "cat", "concat", "stack", "where", "save", "load", "Generator", "multinomial", "linspace", "allclose", "histogram",
     "equal", "cuda", "amp", "float16", "half", *_METHOD_FORMS, "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled",
     "inference_mode", "manual_seed",
     "gpu_available", "get_array_module", "parse_device", "sum_to", "gradcheck", "GradcheckError",

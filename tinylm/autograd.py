@@ -809,6 +809,12 @@ class Tensor:
             return Tensor._make(self.data.min(axis=axis, keepdims=keepdims), self.device)
         return -((-self).max(axis, keepdims, keepdim=keepdim))
 
+    def _values_only(self):
+        raise AttributeError("a tensor has no .values or .indices: x.max(1) returns the values only (NumPy's rule "
+                             "for a positional axis); write x.max(dim=1) for PyTorch's (values, indices)")
+
+    values = indices = property(_values_only, doc="Refused with a hint: PyTorch's `x.max(1).values` is `x.max(dim=1).values`.")
+
     def _with_indices(self, dim, keepdim, indices):
         """(values, indices) along `dim`: the values gathered at the indices, so the gradient goes to
         that one element (PyTorch's rule), not shared among ties."""
