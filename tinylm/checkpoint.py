@@ -26,7 +26,6 @@ Reference: numpy.savez/np.load docs (allow_pickle), nanoGPT's train.py checkpoin
 import dataclasses
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
@@ -34,6 +33,7 @@ import numpy as np
 
 from . import backend
 from .autograd import Tensor
+from .safetensors import _is_size, atomic_write
 
 FORMAT = "tinylm-checkpoint"
 VERSION = 1
@@ -113,20 +113,6 @@ def _decode(obj, arrays, path):
 
 
 # ---------------------------------------------------------------------------- save / load
-def _fsync_dir(directory):
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path, model_state, optimizer_state=None, config=None, tokenizer=None, step=0,
                     extra=None, seed=None):
     """Write one .npz checkpoint atomically (temporary file, fsync, os.replace); arrays go to host memory.
@@ -140,10 +126,10 @@ def save_checkpoint(path, model_state, optimizer_state=None, config=None, tokeni
     if optimizer_state is not None and not isinstance(optimizer_state, dict):
         raise TypeError(f"optimizer_state must be a dict (optimizer.state_dict()) or None, got "
                         f"{type(optimizer_state).__name__}")
-    if not _is_count(step):
+    if not _is_size(step):
         raise ValueError(f"step must be a non-negative int, got {step!r}")
     seed = backend.initial_seed() if seed is None else seed
-    if not _is_count(seed):
+    if not _is_size(seed):
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     arrays, names = {}, []
     for name, value in model_state.items():
@@ -161,36 +147,9 @@ def save_checkpoint(path, model_state, optimizer_state=None, config=None, tokeni
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def atomic_write(path, write):
-    """Call write(f) on a temporary file beside `path`, fsync it, rename it into place, fsync the
-    directory: a crash or Ctrl-C at any point leaves the old file whole. Returns the path."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # Ctrl-C or a full disk: drop the temporary file, keep the old one
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(directory)
-    return path
-
-
-def _is_count(x):
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 0
-
-
 def _check_meta(meta):
     """ValueError naming the first field of meta.json that `save_checkpoint` could not have written."""
-    kinds = {"step": (_is_count, "a non-negative int"), "seed": (_is_count, "a non-negative int"),
+    kinds = {"step": (_is_size, "a non-negative int"), "seed": (_is_size, "a non-negative int"),
              "model": (lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v), "a list of names"),
              "config": (lambda v: isinstance(v, dict), "a dict"), "extra": (lambda v: isinstance(v, dict), "a dict"),
              "tokenizer": (lambda v: v is None or isinstance(v, dict), "a dict or null"),

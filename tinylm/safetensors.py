@@ -7,6 +7,7 @@ The format: 8 bytes little-endian u64 N, then N bytes of JSON header
 header. Reading memory-maps the file, so a 6 GB GPT-2 XL costs no copy until it is used.
 Reading checks the header as the reference library does: shapes and offsets are non-negative
 ints, `__metadata__` maps str to str, and the buffers tile the data exactly (no overlap, no gap).
+Writing goes through `atomic_write` (a temporary file, fsync, rename), which checkpoints use too.
 bfloat16 has no NumPy dtype: BF16 tensors are read as float32 (the 16 bits shifted into the high
 half of a float32) and written from float32 (rounded to nearest even) for names given in `bf16`.
 
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import struct
+import tempfile
 
 import numpy as np
 
@@ -87,7 +89,8 @@ def read_safetensors(path, return_metadata=False):
 
 
 def _is_size(x):
-    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+    """A non-negative int (a Python or NumPy int, not a bool)."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 0
 
 
 def _to_bf16_bits(x):
@@ -135,5 +138,42 @@ def write_safetensors(path, tensors, metadata=None, bf16=()):
         for raw in blobs:
             f.write(raw)
 
-    from .checkpoint import atomic_write   # here: checkpoint imports the autograd engine, this module only NumPy
     atomic_write(path, write)
+
+
+def _fsync_dir(directory):
+    """Make a rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, write):
+    """Call write(f) on a temporary file beside `path`, fsync it, rename it into place, fsync the
+    directory: a crash or Ctrl-C at any point leaves the old file whole. Returns the path."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C or a full disk: drop the temporary file, keep the old one
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(directory)
+    return path
+
