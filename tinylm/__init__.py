@@ -9,7 +9,7 @@ The core (docs/design.md): engine, tensor, ops, functional, nn, model, backend, 
 it the outer rings: creation, compat (PyTorch's names), serialization, safetensors, checkpoint,
 tokenizers, data, optim, train, strict, gradcheck, profiler. This file only imports and re-exports.
 """
-from . import backend, engine, ops, functional, strict
+from . import backend, engine, ops, ops_extra, functional, strict
 from . import functional as F
 from . import compat, creation, profiler, serialization, autograd
 from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train, validate, model

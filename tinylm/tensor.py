@@ -345,14 +345,6 @@ class Tensor:
         """Hyperbolic tangent, elementwise."""
         return ops.Tanh.apply(floats(self))
 
-    def relu(self):
-        """max(x, 0), elementwise."""
-        return ops.Relu.apply(self)
-
-    def sigmoid(self):
-        """1 / (1 + exp(-x)), elementwise."""
-        return ops.Sigmoid.apply(floats(self))
-
     def gelu(self):
         """GPT-2's GELU, tanh form."""
         return ops.Gelu.apply(floats(self))

@@ -5,6 +5,7 @@ Thin wrappers over Tensor methods and ops, with PyTorch's names and argument che
 import numpy as np
 
 from .. import backend, ops
+from ..ops_extra import Concat, Stack
 from ..tensor import Tensor, same_kind, scalar
 from .core import _check_tensor
 
@@ -105,7 +106,7 @@ def concat(xs, axis=0, *, dim=None):
     for x in xs[1:]:
         if x.ndim != len(ref) or any(a != b for i, (a, b) in enumerate(zip(x.shape, ref)) if i != axis % len(ref)):
             raise ValueError(f"concat: shapes {ref} and {x.shape} differ outside axis {axis}")
-    return ops.Concat.apply(*xs, axis=axis)
+    return Concat.apply(*xs, axis=axis)
 
 
 cat = concat
@@ -119,7 +120,7 @@ def stack(xs, axis=0, *, dim=None):
     for x in xs[1:]:
         if x.shape != xs[0].shape:
             raise ValueError(f"stack: shapes {xs[0].shape} and {x.shape} differ")
-    return ops.Stack.apply(*xs, axis=axis)
+    return Stack.apply(*xs, axis=axis)
 
 
 def split(x, split_size_or_sections, axis=0, *, dim=None):
