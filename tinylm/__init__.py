@@ -17,6 +17,7 @@ from . import backend, ops, functional
 from . import functional as F
 from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train
 from .model import GPT, GPTConfig, PRESETS
+from . import hub  # attaches GPT.from_pretrained / GPT.save_pretrained (Hugging Face GPT-2 folders)
 from .sampling import sample_next
 from .tokenizers import CharTokenizer, BPETokenizer
 from .autograd import (Tensor, Function, no_grad, enable_grad, is_grad_enabled, set_grad_enabled, inference_mode,
