@@ -119,8 +119,9 @@ def _check_weights(st_path, tensors, config):
         if key not in want:
             raise ValueError(f"{st_path}: unexpected keys: {key} (not a GPT-2 tensor)")
         if arr.shape != want[key]:
-            raise ValueError(f"{st_path}: {key}: checkpoint {arr.shape} vs model {want[key]} "
-                             "(from config.json's sizes, in HF's Conv1D layout)")
+            raise ValueError(f"{st_path}: {key}: checkpoint {arr.shape} vs model {want[key]} (from config.json: "
+                             f"vocab_size {config.vocab_size}, n_positions {config.block_size}, n_embd "
+                             f"{config.n_embd}; HF's Conv1D layout)")
         state[key] = arr
     missing = [k for k in want if k not in state]
     if missing:
