@@ -353,6 +353,11 @@ def test_from_pretrained_refuses_weights_of_the_wrong_kind(tmp_path):
     write_safetensors(d / "model.safetensors", extra)
     with pytest.raises(ValueError, match="unexpected keys: h.0.attn.extra"):
         GPT.from_pretrained(d)
+    huge = {**st, "transformer.h." + "9" * 5000 + ".ln_1.weight": np.zeros(8, np.float32)}   # a 5,000-digit layer
+    write_safetensors(d / "model.safetensors", huge)
+    with pytest.raises(ValueError, match="unexpected keys: h.999") as e:
+        GPT.from_pretrained(d)
+    assert str(d) in str(e.value)
 
 
 def test_hub_expected_shapes_match_the_model():

@@ -99,7 +99,7 @@ def read_gpt2_config(cfg_path, dropout=0.0):
 
 def _check_weights(st_path, tensors, config):
     """Names, shapes and dtypes of the safetensors tensors against the config, before any model exists."""
-    layers = {int(m.group(1)) for name in tensors if (m := re.match(r"(?:transformer\.)?h\.(\d+)\.", name))}
+    layers = {int(m.group(1)) for name in tensors if (m := re.match(r"(?:transformer\.)?h\.(\d{1,9})\.", name))}
     if layers != set(range(len(layers))) or len(layers) != config.n_layer:
         raise ValueError(f"{st_path} holds weights for {len(layers)} layer(s) (indices {brief(sorted(layers))}), "
                          f"but config.json says n_layer {config.n_layer}")
@@ -117,7 +117,7 @@ def _check_weights(st_path, tensors, config):
             head = arr
             continue
         if key not in want:
-            raise ValueError(f"{st_path}: unexpected keys: {key} (not a GPT-2 tensor)")
+            raise ValueError(f"{st_path}: unexpected keys: {key[:200]} (not a GPT-2 tensor)")
         if arr.shape != want[key]:
             raise ValueError(f"{st_path}: {key}: checkpoint {arr.shape} vs model {want[key]} (from config.json: "
                              f"vocab_size {config.vocab_size}, n_positions {config.block_size}, n_embd "

@@ -353,9 +353,9 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     run_seed, step, best, bad_evals, last_eval, elapsed0 = cfg.seed, 0, math.inf, 0, -1, 0.0
     if resume:
         ckpt = load_checkpoint(last_path, config=model.config)
-        model.load_state_dict(ckpt.model)
         settings = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
         try:
+            model.load_state_dict(ckpt.model)
             opt.load_state_dict(ckpt.optimizer)
             best, bad_evals, last_eval, elapsed0, saved_cfg = _train_state(ckpt.extra)
         except (ValueError, TypeError) as e:                      # a damaged or hand-edited file: name it
