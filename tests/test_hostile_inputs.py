@@ -515,3 +515,40 @@ def test_save_pretrained_survives_kill_9_at_every_step(tmp_path):
         seen.append(loaded.config.n_layer)
     assert names[-1].endswith("-done") and len(names) >= 4 and seen[0] == 1 and seen[-1] == 2
     assert os.listdir(work) == ["model"]                  # the last, completed save left no temporary folder
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_save_pretrained_replaces_a_folder_keeping_other_files(tmp_path, monkeypatch, exchange):
+    """Over an existing folder: the new model in, tokenizer files kept, nothing left beside it; with
+    renameat2 unavailable (exchange False) the aside-and-rename path gives the same result."""
+    import tinylm.hub as hub
+    if not exchange:
+        monkeypatch.setattr(hub, "_rename_exchange", lambda a, b: False)
+    folder = tmp_path / "m"
+    GPT(TINY).save_pretrained(folder)
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "x").write_text("x")
+    new = GPT(GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=8))
+    assert new.save_pretrained(folder) == str(folder)
+    assert GPT.from_pretrained(folder).config.n_layer == 2
+    assert (folder / "merges.txt").read_text() == "#version: 0.2\n" and (folder / "sub" / "x").read_text() == "x"
+    assert os.listdir(tmp_path) == ["m"]
+
+
+def test_a_failed_save_pretrained_keeps_the_old_folder(tmp_path, monkeypatch):
+    import tinylm.hub as hub
+    folder = tmp_path / "m"
+    GPT(TINY).save_pretrained(folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(hub, "atomic_write", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        GPT(GPTConfig(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=8)).save_pretrained(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert os.listdir(tmp_path) == ["m"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        GPT(TINY).save_pretrained(tmp_path / "file")

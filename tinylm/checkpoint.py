@@ -184,18 +184,20 @@ def read_npz(path):
             if not name.endswith(".npy") or name[:-4] in arrays:
                 raise ValueError(f"member {name!r} is not a .npy array, or appears twice")
             with zf.open(info) as f:
-                arrays[name[:-4]] = _read_npy(f, info, name)
+                _check_npy(f, info, name)
+            with zf.open(info) as f:                          # sizes known good: NumPy reads it in place
+                arrays[name[:-4]] = np.lib.format.read_array(f, allow_pickle=False, max_header_size=10000)
     return arrays
 
 
-def _read_npy(f, info, name):
-    """One .npy member: its header parsed and checked against the member's size, then its data."""
+def _check_npy(f, info, name):
+    """One .npy member's header, parsed and checked against the member's size (nothing allocated)."""
     fmt = np.lib.format
     version = fmt.read_magic(f)
     if version not in ((1, 0), (2, 0)):
         raise ValueError(f"member {name!r} is .npy version {version}; tinylm reads 1.0 and 2.0")
     read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-    shape, fortran, dtype = read_header(f, max_header_size=10000)
+    shape, _, dtype = read_header(f, max_header_size=10000)
     if dtype.hasobject or dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
         raise ValueError(f"member {name!r} has dtype {dtype}, which a checkpoint cannot hold (objects would "
                          "need pickle: allow_pickle is never on)")
@@ -203,11 +205,6 @@ def _read_npy(f, info, name):
     if f.tell() + nbytes != info.file_size:
         raise ValueError(f"member {name!r}: shape {shape} of {dtype} needs {nbytes} bytes after its "
                          f"{f.tell()}-byte header, but the member holds {info.file_size}")
-    data = f.read(nbytes)                                     # exactly the bytes present
-    if len(data) != nbytes:
-        raise ValueError(f"member {name!r} is truncated")
-    order = "F" if fortran else "C"
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order=order)
 
 
 def _check_meta(meta):
