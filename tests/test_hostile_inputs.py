@@ -116,11 +116,6 @@ def test_safetensors_shape_must_match_the_bytes_present(tmp_path):
         read_safetensors(p)
 
 
-def _umask(mask):
-    old = os.umask(mask)
-    return old
-
-
 @pytest.mark.parametrize("mask", [0o022, 0o077])
 def test_written_files_follow_the_umask(tmp_path, mask):
     old = os.umask(mask)
