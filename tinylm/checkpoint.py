@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend
-from .autograd import Tensor
 from .safetensors import atomic_write
+from .tensor import Tensor
 from .validate import check_shape, is_size as _is_size, parse_json
 
 FORMAT = "tinylm-checkpoint"
