@@ -1,14 +1,11 @@
 """The autograd engine: Function, the graph, the backward walk, grad modes, sum_to.
 
-Calling a Function on Tensors runs its `forward` on raw arrays and records the Function as
-the outputs' creator (define-by-run, as Chainer and DeZero). `backward(tensor)` walks the
-recorded Functions in reverse topological order, found iteratively so graphs thousands of ops
-deep work, and hands each Function's `backward` the output gradients as raw arrays. Gradients
-are arrays, not Tensors: no higher-order gradients. Each gradient edge is checked for its
-input's shape and dtype; leaves accumulate out of place, so gradients never alias; saved
-arrays are freed once a Function's backward has run, unless `retain_graph=True`.
+Calling a Function on Tensors runs `forward` on raw arrays and records the Function as the
+outputs' creator (define-by-run). `backward(tensor)` walks the Functions in reverse topological
+order, found iteratively, and hands each `backward` its output gradients as raw arrays (no
+higher-order gradients). Gradient edges are checked; leaves accumulate out of place; saved
+arrays are freed after use. The engine never imports Tensor: tinylm/tensor.py registers it.
 
-The engine never imports Tensor: tinylm/tensor.py registers its class here (`TENSOR`).
 Reference: DeZero steps 1-60, micrograd's `Value`, PyTorch's `torch.autograd` semantics.
 """
 import functools
@@ -85,36 +82,6 @@ def no_grad(fn=None):
 def enable_grad(fn=None):
     """Context manager and decorator: turn graph recording back on inside `no_grad()`."""
     return _GradMode(True)(fn) if callable(fn) else _GradMode(True)
-
-
-def inference_mode(mode=True):
-    """PyTorch's stricter no_grad; here no_grad itself. `inference_mode(False)` changes nothing."""
-    if callable(mode):
-        return no_grad(mode)
-    return _GradMode(False if mode else None)
-
-
-class set_grad_enabled:
-    """Turn graph recording on or off: as a call (`set_grad_enabled(False)`) it stays so; as
-    `with set_grad_enabled(training):` the old mode comes back at the end of the block; as a
-    decorator `@set_grad_enabled(False)` it holds while the function runs."""
-
-    def __init__(self, mode):
-        global _grad_enabled
-        self.mode = bool(mode)
-        self.prev, _grad_enabled = _grad_enabled, self.mode
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self.prev
-
-    def __call__(self, fn):
-        global _grad_enabled
-        _grad_enabled = self.prev                              # a decorator changes nothing until called
-        return _GradMode(self.mode)(fn)
 
 
 # ----------------------------------------------------------------------------- Function

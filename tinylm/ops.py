@@ -1,17 +1,14 @@
-"""The differentiable ops: one Function each, forward and backward side by side.
+"""The differentiable ops of the GPT's path: one Function each, forward and backward side by side.
 
-Every op works on raw arrays through `xp = get_array_module(x)`, so the same code runs on
-NumPy, CuPy and the strict test device. Broadcasting in forward is undone in backward by
-`sum_to`. Softmax, log-softmax, cross-entropy, layer-norm and GELU are fused: one op each,
-not chains of primitives, and each backward is written out in closed form.
+Every op works on raw arrays through `xp = get_array_module(x)`, so the same code runs on NumPy,
+CuPy and the strict device; `sum_to` undoes broadcasting. Softmax, log-softmax, cross-entropy,
+layer-norm, GELU, linear and attention are fused, and each keeps its plain formula beside it as
+`reference` (the tests check fused == reference, values and gradients).
 
 Glossary for shape comments: B batch, T time, C channels, V vocab, N rows (B*T).
-A fused op keeps its plain formula beside it, as `reference`, composed of simpler ops: the tests
-check fused == reference in values and gradients.
-
-Leaves out: the functional API (tinylm/functional.py) and the graph walk (tinylm/engine.py).
 Reference: DeZero `functions.py`, Chainer `functions/`, the PyTorch docs for semantics.
 """
+import functools
 import math
 import numbers
 
@@ -177,23 +174,6 @@ class ToDevice(Function):
 
 
 @register
-class BroadcastTo(Function):
-    """A read-only broadcast view of x with `shape` (Tensor.expand); the gradient sums back."""
-
-    view_of = 0  # the output may be a view of x: it shares x's change count
-
-    def __init__(self, shape):
-        self.shape = shape
-
-    def forward(self, x):
-        self.in_shape = x.shape
-        return get_array_module(x).broadcast_to(x, self.shape)
-
-    def backward(self, g):
-        return sum_to(g, self.in_shape)
-
-
-@register
 class Cast(Function):
     """A dtype change; the gradient is cast back."""
 
@@ -209,6 +189,13 @@ class Cast(Function):
 
 
 # ============================================================================ reductions
+class _Reduce(Function):
+    """A reduction over `axis` (None: all axes; else a sorted tuple), keeping the axes when `keepdims`."""
+
+    def __init__(self, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+
+
 def _expand(g, in_shape, axis, keepdims):
     """Reshape a reduced gradient so it broadcasts against the input again."""
     if axis is None:
@@ -222,10 +209,7 @@ def _expand(g, in_shape, axis, keepdims):
 
 
 @register
-class Sum(Function):
-    def __init__(self, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
-
+class Sum(_Reduce):
     def forward(self, x):
         self.in_shape = x.shape
         return x.sum(axis=self.axis, keepdims=self.keepdims)
@@ -236,10 +220,7 @@ class Sum(Function):
 
 
 @register
-class Mean(Function):
-    def __init__(self, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
-
+class Mean(_Reduce):
     def forward(self, x):
         self.in_shape = x.shape
         self.n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
@@ -251,11 +232,8 @@ class Mean(Function):
 
 
 @register
-class Max(Function):
+class Max(_Reduce):
     """Maximum over axes; ties share the gradient equally."""
-
-    def __init__(self, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
         y = x.max(axis=self.axis, keepdims=True)
@@ -271,29 +249,11 @@ class Max(Function):
         return (g * mask / count).astype(g.dtype)
 
 
-@register
-class Var(Function):
-    """Variance with `correction` (Bessel's when 1)."""
-
-    def __init__(self, axis, keepdims, correction):
-        self.axis, self.keepdims, self.correction = axis, keepdims, correction
-
-    def forward(self, x):
-        n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
-        self.denom = n - self.correction
-        if self.denom <= 0:
-            raise ValueError(f"var: {n} elements with correction {self.correction} leave no degrees of freedom")
-        self.xc = x - x.mean(axis=self.axis, keepdims=True)
-        return (self.xc * self.xc).sum(axis=self.axis, keepdims=self.keepdims) / self.denom
-
-    def backward(self, g):
-        g = _expand(g, self.xc.shape, self.axis, self.keepdims)
-        return g * self.xc * (2.0 / self.denom)
-
-
 # ============================================================================ shape ops
 @register
 class Reshape(Function):
+    """x in a new shape (a view where NumPy can); the gradient takes x's shape back."""
+
     view_of = 0  # the output may be a view of x: it shares x's change count
 
     def __init__(self, shape):
@@ -313,6 +273,9 @@ class Reshape(Function):
 
 @register
 class Permute(Function):
+    """x with its axes reordered (a view); the gradient goes through
+    the inverse permutation."""
+
     view_of = 0  # the output may be a view of x: it shares x's change count
 
     def __init__(self, axes):
@@ -364,41 +327,6 @@ class GetItem(Function):
         return gx
 
 
-@register
-class Concat(Function):
-    """Join tensors along an existing axis."""
-
-    def __init__(self, axis):
-        self.axis = axis
-
-    def forward(self, *xs):
-        xp = get_array_module(xs[0])
-        self.sizes = [x.shape[self.axis] for x in xs]
-        return xp.concatenate(xs, axis=self.axis)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        bounds = [sum(self.sizes[:i + 1]) for i in range(len(self.sizes) - 1)]
-        return tuple(xp.split(g, bounds, axis=self.axis))
-
-
-@register
-class Stack(Function):
-    """Join tensors along a new axis."""
-
-    def __init__(self, axis):
-        self.axis = axis
-
-    def forward(self, *xs):
-        xp = get_array_module(xs[0])
-        self.n = len(xs)
-        return xp.stack(xs, axis=self.axis)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        return tuple(xp.take(g, i, axis=self.axis) for i in range(self.n))
-
-
 def split_bounds(split_size_or_sections, shape, axis):
     """Where torch.split cuts axis `axis` of `shape`: into pieces of one size (an int; the last may be
     shorter), or of the given sizes (a list)."""
@@ -437,6 +365,8 @@ class Split(Function):
 # ============================================================================ elementwise
 @register
 class Exp(Function):
+    """e ** x; the gradient is the output itself, g * y."""
+
     def forward(self, x):
         xp = get_array_module(x)
         self.y = xp.exp(x)
@@ -478,6 +408,9 @@ class Sqrt(Function):
 
 @register
 class Tanh(Function):
+    """tanh(x); the gradient is g (1 - y^2), from the output
+    saved in forward."""
+
     def forward(self, x):
         xp = get_array_module(x)
         self.y = xp.tanh(x)
@@ -485,48 +418,6 @@ class Tanh(Function):
 
     def backward(self, g):
         return g * (1.0 - self.y * self.y)
-
-
-@register
-class Abs(Function):
-    """|x|; the gradient is sign(x) (0 at 0, as PyTorch)."""
-
-    def forward(self, x):
-        self.x = x
-        return abs(x)
-
-    def backward(self, g):
-        return g * get_array_module(g).sign(self.x)
-
-
-@register
-class Sigmoid(Function):
-    """1 / (1 + exp(-x)), from e = exp(-|x|), which never overflows: 1 / (1 + e) for x >= 0,
-    e / (1 + e) for x < 0 (no cancellation, so tiny values keep their digits)."""
-
-    def forward(self, x):
-        xp = get_array_module(x)
-        e = xp.exp(-abs(x))
-        y = xp.where(x >= 0, 1.0, e)
-        y /= 1.0 + e
-        y = y.astype(x.dtype, copy=False)
-        self.y = y
-        return y
-
-    def backward(self, g):
-        y = self.y
-        return g * y * (1.0 - y)
-
-
-@register
-class Relu(Function):
-    def forward(self, x):
-        xp = get_array_module(x)
-        self.mask = x > 0
-        return xp.maximum(x, 0)
-
-    def backward(self, g):
-        return g * self.mask
 
 
 _GELU_K = math.sqrt(2.0 / math.pi)
@@ -577,11 +468,15 @@ class Gelu(Function):
         return 0.5 * x * (1.0 + ((x + 0.044715 * x * x * x) * _GELU_K).tanh())
 
 
-@register
-class Softmax(Function):
+class _Axis(Function):
+    """An op along one axis, its setting."""
+
     def __init__(self, axis):
         self.axis = axis
 
+
+@register
+class Softmax(_Axis):
     def forward(self, x):
         xp = get_array_module(x)
         y = x - x.max(axis=self.axis, keepdims=True)
@@ -604,10 +499,7 @@ class Softmax(Function):
 
 
 @register
-class LogSoftmax(Function):
-    def __init__(self, axis):
-        self.axis = axis
-
+class LogSoftmax(_Axis):
     def forward(self, x):
         xp = get_array_module(x)
         y = x - x.max(axis=self.axis, keepdims=True)
@@ -740,28 +632,19 @@ class Where(Function):
         return None, ga, gb
 
 
-_mask_cache = {}
-_MASK_CACHE_SIZE = 8  # training uses one shape; generation without a KV cache many, so keep the latest few
-
-
+@functools.lru_cache(maxsize=8)   # training uses one shape; generation without a KV cache a few
 def causal_mask(t_q, t_k, device, additive=False):
     """(t_q, t_k) mask where query i may see key j <= i + t_k - t_q (aligned to the end, for KV caches).
 
     Boolean (True = allowed), or with `additive=True` float32 0 / -inf to add to scores. The
     latest few are cached; do not write into one (on the CPU they are read-only).
     """
-    key = (t_q, t_k, device, additive)
-    m = _mask_cache.pop(key, None)
-    if m is None:
-        xp = array_module(device)
-        m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
-        if additive:
-            m = xp.where(m, xp.float32(0), xp.float32(-xp.inf)).astype(xp.float32)
-        if hasattr(m, "flags") and hasattr(m, "setflags"):
-            m.setflags(write=False)
-        while len(_mask_cache) >= _MASK_CACHE_SIZE:
-            _mask_cache.pop(next(iter(_mask_cache)))           # the least recently used
-    _mask_cache[key] = m                                       # (re)inserted last: most recently used
+    xp = array_module(device)
+    m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
+    if additive:
+        m = xp.where(m, xp.float32(0), xp.float32(-xp.inf)).astype(xp.float32)
+    if hasattr(m, "flags") and hasattr(m, "setflags"):
+        m.setflags(write=False)
     return m
 
 

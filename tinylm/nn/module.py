@@ -1,18 +1,10 @@
 """Module, Parameter and ModuleList: the bookkeeping PyTorch users know from `torch.nn`.
 
-A `Module` finds its parameters and submodules by looking at its own attributes (so
-`self.c_fc = Linear(...)` registers a layer and `self.weight = Parameter(...)` a parameter, in
-assignment order); `register_buffer` adds state that is not learnt. `parameters()`,
-`named_parameters()`, `buffers()`, `modules()`, `apply(fn)`, `train()/eval()`, `zero_grad()`,
-`to(device, dtype)`, `num_parameters()`, `state_dict()` and `load_state_dict()` work as in torch.
-
-Conventions:
-  - `Parameter` is a Tensor subclass with requires_grad=True; a tied weight is one Parameter
-    object reachable under two names (listed once, under its first name).
-  - `state_dict()` maps the names of parameters and persistent buffers to the raw arrays
-    themselves (NumPy on cpu, CuPy on a GPU), not copies, as PyTorch does.
-  - `load_state_dict()` accepts NumPy/CuPy arrays or Tensors, copies them to the module's device
-    and each entry's dtype, and names every missing, unexpected or wrongly shaped key.
+A `Module` registers the Parameters and Modules assigned to its attributes, in order;
+`register_buffer` adds state that is not learnt. A tied weight is one Parameter under two
+names, listed once. `state_dict()` maps names to the live arrays (not copies), as PyTorch;
+`load_state_dict()` copies arrays or Tensors in and names every missing, unexpected or
+wrongly shaped key.
 
 Reference: torch.nn.Module (names and semantics).
 """
@@ -128,22 +120,6 @@ class Module:
         """Self and every submodule, each once."""
         return (m for _, m in self.named_modules())
 
-    def apply(self, fn):
-        """Call fn(module) on every submodule (children before parents), then on self; returns self.
-
-        As torch: `model.apply(init_weights)` re-initialises a whole model, layer by layer.
-        """
-        seen = set()
-
-        def visit(m):                                          # each module once, children before parents
-            if id(m) not in seen:
-                seen.add(id(m))
-                for child in m.children():
-                    visit(child)
-                fn(m)
-        visit(self)
-        return self
-
     def _named_members(self, own, prefix="", recurse=True, remove_duplicate=True):
         """(dotted name, tensor) for what `own(module)` lists of each module, depth first.
 
@@ -198,12 +174,6 @@ class Module:
             else:
                 raw_grad(p.grad)[...] = 0                     # in place, and inf * 0 is no 0
 
-    def requires_grad_(self, requires_grad=True):
-        """Set requires_grad on every parameter (False freezes them: no gradients); returns self."""
-        for p in self.parameters():
-            p.requires_grad_(requires_grad)
-        return self
-
     def to(self, device=None, dtype=None):
         """Move parameters (with gradients) and buffers to `device` and/or cast them to `dtype`; returns self.
 
@@ -226,18 +196,6 @@ class Module:
                 p.data = p.data.astype(dtype)
                 p.grad = None if p.grad is None else p.grad.astype(dtype)
         return self
-
-    def cpu(self):
-        """Move everything to the CPU (NumPy); returns self."""
-        return self.to("cpu")
-
-    def float(self):
-        """Cast floating-point parameters and buffers to float32; returns self."""
-        return self.to(dtype=np.float32)
-
-    def double(self):
-        """Cast floating-point parameters and buffers to float64 (e.g. for gradient checks); returns self."""
-        return self.to(dtype=np.float64)
 
     def state_dict(self):
         """OrderedDict name -> raw array (live, not copied) of every parameter and persistent buffer.
