@@ -25,6 +25,7 @@ from .engine import Function, no_grad, enable_grad, is_grad_enabled, sum_to, OPS
 from .functional import cat, concat, stack, where
 from .gradcheck import gradcheck, GradcheckError
 from .model import GPT, GPTConfig, PRESETS
+from . import hub  # attaches GPT.from_pretrained / GPT.save_pretrained (Hugging Face GPT-2 folders)
 from .sampling import sample_next
 from .serialization import save, load
 from .tensor import Tensor

@@ -37,6 +37,7 @@ import types
 from . import backend
 from .engine import raw_grad as _raw_grad
 from .tensor import Tensor
+from .validate import check_optimizer_state
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -205,6 +206,7 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore settings and buffers saved by `state_dict()`; arrays move to each parameter's device."""
         name = type(self).__name__
+        check_optimizer_state(state_dict, self)                # a file's state: types and fields, up front
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'")
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
