@@ -208,7 +208,7 @@ def test_cells_follow_the_documented_equations(cls, mode):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: LSTM(2, 3, num_layers=2, bidirectional=True, batch_first=True),
+    lambda: LSTM(2, 2, num_layers=2, bidirectional=True, batch_first=True),
     lambda: GRU(2, 3, bidirectional=True),
     lambda: RNN(2, 3, num_layers=2),
     lambda: LSTMCell(2, 3), lambda: GRUCell(2, 3), lambda: RNNCell(2, 3, nonlinearity="relu"),
@@ -216,11 +216,11 @@ def test_cells_follow_the_documented_equations(cls, mode):
 def test_recurrent_gradients(make):
     m = make()
     rng, _ = torch_like(m, 3)
-    cell = "Cell" in type(m).__name__
+    cell, H = "Cell" in type(m).__name__, m.hidden_size
     x = tl.tensor(rng.standard_normal((2, 2) if cell else (2, 3, 2)), requires_grad=True)
     if cell:
-        h = tl.tensor(rng.uniform(0.1, 0.5, (2, 3)), requires_grad=True)  # away from relu's kink
-        state = (h, tl.tensor(rng.standard_normal((2, 3)), requires_grad=True)) if isinstance(m, LSTMCell) else h
+        h = tl.tensor(rng.uniform(0.1, 0.5, (2, H)), requires_grad=True)  # away from relu's kink
+        state = (h, tl.tensor(rng.standard_normal((2, H)), requires_grad=True)) if isinstance(m, LSTMCell) else h
         fn = lambda x, *ps: m(x, state)
         extra = list(state) if isinstance(state, tuple) else [state]
     else:
@@ -460,13 +460,13 @@ def test_mse_softmax_logsoftmax_flatten():
 def test_a_small_lstm_language_model_trains():
     tl.manual_seed(0)
     from tinylm import nn, optim
-    text = np.array([0, 1, 2, 3] * 12)                         # a repeating pattern: learnable
+    text = np.array([0, 1, 2, 3] * 6)                         # a repeating pattern: learnable
     emb, lstm, head = nn.Embedding(4, 8), LSTM(8, 16, batch_first=True), nn.Linear(16, 4)
     params = emb.parameters() + lstm.parameters() + head.parameters()
-    opt = optim.Adam(params, lr=0.02)
+    opt = optim.Adam(params, lr=0.05)
     x, y = tl.tensor(text[None, :-1]), tl.tensor(text[None, 1:])
     losses = []
-    for _ in range(40):
+    for _ in range(25):
         out, _ = lstm(emb(x))
         loss = CrossEntropyLoss()(head(out).reshape(-1, 4), y.reshape(-1))
         opt.zero_grad()
@@ -474,3 +474,35 @@ def test_a_small_lstm_language_model_trains():
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < 0.2 * losses[0]
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda d: LSTM(4, 3, bidirectional=True, batch_first=True, device=d), (2, 5, 4)),
+    (lambda d: GRU(4, 3, num_layers=2, device=d), (5, 2, 4)),
+    (lambda d: Conv1d(4, 6, 3, padding=2, padding_mode="reflect", groups=2, device=d), (2, 4, 9)),
+    (lambda d: Conv1d(4, 6, 3, stride=2, padding=1, device=d), (2, 4, 9)),
+    (lambda d: BatchNorm1d(4, device=d), (6, 4, 3)),
+], ids=["lstm", "gru", "conv-reflect", "conv-zeros", "batchnorm"])
+def test_layers_give_the_same_numbers_on_every_device(device, make, shape):
+    cpu = make("cpu")
+    rng, sd = torch_like(cpu, 0)
+    other = make(device).double()
+    other.load_state_dict(sd)
+    x = rng.standard_normal(shape)
+    want, got = cpu(tl.tensor(x)), other(tl.tensor(x, device=device))
+    for a, b in zip(_leaves(want), _leaves(got)):
+        assert b.device == tl.parse_device(device)
+        np.testing.assert_allclose(tl.backend.to_numpy(b.data), a.numpy(), atol=1e-12)
+    loss = sum(o.sum() for o in _leaves(got))
+    loss.backward()
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in other.parameters())
+
+
+def test_losses_on_every_device(device):
+    rng = np.random.default_rng(4)
+    z, t = rng.standard_normal((5, 3)), np.array([0, 2, 1, -100, 1])
+    for loss in (NLLLoss(weight=tl.tensor([1.0, 2.0, 0.5], dtype=np.float64).to(device)), CrossEntropyLoss()):
+        inp = tl.tensor(np_log_softmax(z) if isinstance(loss, NLLLoss) else z, device=device)
+        want = loss.to("cpu")(tl.tensor(np_log_softmax(z) if isinstance(loss, NLLLoss) else z), tl.tensor(t))
+        loss.to(device)
+        assert float(loss(inp, tl.tensor(t, device=device))) == pytest.approx(float(want))
