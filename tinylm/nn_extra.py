@@ -185,32 +185,32 @@ def _implicit_dim(name, ndim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
-class Softmax(Module):
+class _AlongDim(Module):
+    """A function of F applied along `dim` (`fn`, its name); dim=None is PyTorch's implicit choice."""
+
+    fn = None
+
+    def __init__(self, dim=None):
+        self.dim = dim
+
+    def forward(self, x):
+        dim = self.dim if self.dim is not None else _implicit_dim(self.fn, x.ndim)
+        return getattr(F, self.fn)(x, dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Softmax(_AlongDim):
     """softmax along `dim` (PyTorch's Softmax)."""
 
-    def __init__(self, dim=None):
-        self.dim = dim
-
-    def forward(self, x):
-        dim = self.dim if self.dim is not None else _implicit_dim("softmax", x.ndim)
-        return F.softmax(x, dim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
+    fn = "softmax"
 
 
-class LogSoftmax(Module):
+class LogSoftmax(_AlongDim):
     """log(softmax) along `dim`, computed stably (PyTorch's LogSoftmax)."""
 
-    def __init__(self, dim=None):
-        self.dim = dim
-
-    def forward(self, x):
-        dim = self.dim if self.dim is not None else _implicit_dim("log_softmax", x.ndim)
-        return F.log_softmax(x, dim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
+    fn = "log_softmax"
 
 
 class Flatten(Module):
