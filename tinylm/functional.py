@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from . import backend, ops
-from .autograd import Tensor, _scalar
+from .tensor import Tensor, same_kind, scalar
 
 
 def _check_tensor(x, name, fn):
@@ -181,18 +181,8 @@ def where(cond, a, b):
         dtype = backend.DEFAULT_DTYPE if isinstance(a, float) or isinstance(b, float) else None
         xp = backend.get_array_module(c)
         return Tensor._make(xp.where(c, xp.asarray(a, dtype=dtype), xp.asarray(b, dtype=dtype)), device)
-    a, b = _same_kind(a, b)
-    return ops.Where.apply(c, a if isinstance(a, Tensor) else _scalar(a), b if isinstance(b, Tensor) else _scalar(b))
-
-
-def _same_kind(*xs):
-    """Integer tensors mixed with floats (tensors or Python floats) take the float dtype (float32 for
-    a Python float), as PyTorch promotes; NumPy would make float64 of int64 and float32."""
-    floats = [x.dtype for x in xs if isinstance(x, Tensor) and x.dtype.kind == "f"]
-    if not floats and not any(isinstance(x, float) for x in xs):
-        return xs
-    target = np.result_type(*floats) if floats else backend.DEFAULT_DTYPE
-    return tuple(x.astype(target) if isinstance(x, Tensor) and x.dtype.kind != "f" else x for x in xs)
+    a, b = same_kind(a, b)
+    return ops.Where.apply(c, a if isinstance(a, Tensor) else scalar(a), b if isinstance(b, Tensor) else scalar(b))
 
 
 def masked_fill(x, mask, value):
@@ -213,7 +203,7 @@ def concat(xs, axis=0, *, dim=None):
     """Join tensors along an existing axis (PyTorch: `dim`)."""
     axis = axis if dim is None else dim
     _check_tensors(xs, "concat")
-    xs = list(_same_kind(*xs))
+    xs = list(same_kind(*xs))
     ref = xs[0].shape
     if not -len(ref) <= axis < len(ref):
         raise ValueError(f"concat: axis {axis} is out of range for tensors of shape {ref}")
@@ -230,7 +220,7 @@ def stack(xs, axis=0, *, dim=None):
     """Join same-shape tensors along a new axis (PyTorch: `dim`)."""
     axis = axis if dim is None else dim
     _check_tensors(xs, "stack")
-    xs = list(_same_kind(*xs))
+    xs = list(same_kind(*xs))
     for x in xs[1:]:
         if x.shape != xs[0].shape:
             raise ValueError(f"stack: shapes {xs[0].shape} and {x.shape} differ")
@@ -240,40 +230,33 @@ def stack(xs, axis=0, *, dim=None):
 def split(x, split_size_or_sections, axis=0, *, dim=None):
     """Cut into pieces of `split_size` (an int) or of the given sizes (a list) along `axis` (the first
     by default), as torch.split."""
-    axis = axis if dim is None else dim
-    n = x.shape[axis]
-    if isinstance(split_size_or_sections, (int, np.integer)) and not isinstance(split_size_or_sections, bool):
-        size = int(split_size_or_sections)
-        if size <= 0:
-            raise ValueError(f"split: size must be positive, got {size}")
-        sizes = [size] * (n // size) + ([n % size] if n % size else [])
-    else:
-        sizes = list(split_size_or_sections)
-        if any(size < 0 for size in sizes) or sum(sizes) != n:
-            raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n} "
-                             f"(axis {axis} of shape {x.shape})")
-    bounds = [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
-    out = ops.Split.apply(x, bounds=bounds, axis=axis)
-    return out if isinstance(out, tuple) else (out,)
+    _check_tensor(x, "x", "split")
+    return x.split(split_size_or_sections, axis if dim is None else dim)
 
 
 # ---------------------------------------------------------------------------- attention
 causal_mask = ops.causal_mask
 
 
-def causal_self_attention(qkv, n_head, dropout_p=0.0, training=True, causal=True, kv_cache=None, layer=0):
-    """Multi-head self-attention, fused: packed qkv (B, T, 3C) -> merged heads (B, T, C).
-
-    The same as splitting qkv into q, k, v, reshaping each to (B, nh, T, hs), calling
-    scaled_dot_product_attention and merging the heads back, in one op. With a `kv_cache`
-    (generation, under no_grad), the new keys and values are appended to layer `layer`'s.
-    """
+def causal_self_attention(qkv, n_head, dropout_p=0.0, training=True, causal=True, kv_cache=None, layer=0, *,
+                          attn_mask=None, return_weights=False):
+    """Multi-head self-attention from packed qkv (B, T, 3C) to merged heads (B, T, C): the heads split,
+    scaled_dot_product_attention (with `attn_mask`, `return_weights` as there), the heads merged. With
+    a `kv_cache` (generation, under no_grad), the new keys and values join layer `layer`'s."""
     _check_tensor(qkv, "qkv", "causal_self_attention")
     if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
         raise ValueError(f"causal_self_attention: qkv of shape {qkv.shape} is not (B, T, 3C) with C "
                          f"divisible by n_head={n_head}")
-    return ops.SelfAttention.apply(qkv, n_head=n_head, causal=causal, kv_cache=kv_cache, layer=layer,
-                                   dropout_p=float(dropout_p) if training else 0.0)
+    B, T, C3 = qkv.shape
+    heads = qkv.reshape(B, T, 3, n_head, C3 // 3 // n_head).permute(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
+    q, k, v = (t.reshape(t.shape[1:]) for t in heads.split(1))                        # (B, nh, T, hs) each
+    if kv_cache is not None:     # inference: attend to the cached keys too (no gradient through them)
+        k, v = (Tensor._make(a, qkv.device) for a in kv_cache.update(layer, k.data, v.data))  # (B, nh, S, hs)
+    y = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, causal, training=training,
+                                     return_weights=return_weights)
+    y, weights = y if return_weights else (y, None)
+    y = y.transpose(1, 2).reshape(B, T, C3 // 3)                                      # (B, T, C)
+    return (y, weights) if return_weights else y
 
 
 def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, *,
@@ -283,8 +266,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
     q (B, nh, T, hs), k and v (B, nh, S, hs) -> (B, nh, T, hs). `attn_mask` is a boolean
     tensor/array broadcastable to (B, nh, T, S), True where attention is allowed (PyTorch's
     rule). `is_causal` masks the future (query i sees keys up to i + S - T). With
-    `return_weights=True` returns (out, weights) with weights (B, nh, T, S), e.g. to plot;
-    that path is composed of primitive ops and is the reference the fused op is tested against.
+    `return_weights=True` returns (out, weights) with weights (B, nh, T, S), e.g. to plot, from
+    the fused op's plain formula (`ops.Attention.reference`).
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         _check_tensor(t, name, "scaled_dot_product_attention")
@@ -297,28 +280,15 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_caus
         raise ValueError(f"scaled_dot_product_attention: causal with more queries ({t_q}) than keys ({t_k})")
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
-    if not return_weights:
-        add = causal_mask(t_q, t_k, q.device, additive=True) if is_causal else None
-        if mask is not None:
-            xp = backend.get_array_module(mask)
-            user = xp.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == bool else mask
-            user = user.astype(q.dtype, copy=False)
-            add = user if add is None else add + user
-        if add is not None and add.dtype != q.dtype:
-            add = add.astype(q.dtype)
-        p = dropout_p if training else 0.0
-        return ops.Attention.apply(q, k, v, add, scale=scale, dropout_p=float(p))
-    att = (q @ k.transpose(-2, -1)) * scale                                # (B, nh, T, S)
-    if is_causal:
-        att = att.masked_fill(~causal_mask(t_q, t_k, q.device), float("-inf"))
+    add = causal_mask(t_q, t_k, q.device, additive=True) if is_causal and t_q > 1 else None
     if mask is not None:
-        att = att.masked_fill(~mask, float("-inf")) if mask.dtype == bool else att + Tensor._make(mask, q.device)
-    dead = (att.data == -np.inf).all(axis=-1, keepdims=True)              # query rows that may see no key
-    if bool(dead.any()):                                                   # zeros there, as the fused op: not nan
-        att = softmax(att.masked_fill(dead, 0.0), axis=-1).masked_fill(dead, 0.0)
-    else:
-        att = softmax(att, axis=-1)
-    weights = att
-    att = dropout(att, dropout_p, training)
-    out = att @ v                                                          # (B, nh, T, hs)
-    return out, weights
+        xp = backend.get_array_module(mask)
+        user = xp.where(mask, np.float32(0), np.float32(-np.inf)) if mask.dtype == bool else mask
+        user = user.astype(q.dtype, copy=False)
+        add = user if add is None else add + user
+    if add is not None and add.dtype != q.dtype:
+        add = add.astype(q.dtype)
+    p = float(dropout_p) if training else 0.0
+    if return_weights:                                     # composed of simpler ops, so the weights are there
+        return ops.Attention.reference(q, k, v, add, scale, p)
+    return ops.Attention.apply(q, k, v, add, scale=scale, dropout_p=p)   # (B, nh, T, hs)
