@@ -34,8 +34,10 @@ import numpy as np
 
 from . import backend
 from . import functional as F
-from .autograd import Tensor, no_grad
-from .nn import Module, Parameter, _positive_int, init
+from .nn import init
+from .nn.layers import _positive_int
+from .nn.module import Module, Parameter
+from .tensor import Tensor
 
 
 # ============================================================================ helpers

@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from . import backend
-from .autograd import Tensor
+from .tensor import Tensor
 
 
 def _target(tensor, fn):

@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
-from ..autograd import Tensor
+from ..tensor import Tensor
 
 
 # ---------------------------------------------------------------------------- datasets

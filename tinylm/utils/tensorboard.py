@@ -34,7 +34,7 @@ except ImportError as e:                                        # pragma: no cov
                       "is not installed: pip install 'tinylm[tensorboard]' (or pip install tensorboard)") from e
 
 from .. import backend
-from ..autograd import Tensor
+from ..tensor import Tensor
 
 
 def _numpy(values, where):
