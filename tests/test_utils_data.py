@@ -195,4 +195,18 @@ def test_random_split_by_lengths_and_fractions():
 def test_the_pytorch_paths_work():
     import tinylm.utils
     import tinylm.utils.data as data
-    assert tinylm.utils.data is data and data.DataLoader is DataLoader
+    import tinylm.utils.data.sampler
+    from tinylm.utils.data.dataloader import DataLoader as DL          # makemore's and minGPT's import
+    from tinylm.utils.data.dataset import Dataset as DS
+    assert tinylm.utils.data is data and data.DataLoader is DataLoader is DL and DS is Dataset
+    assert tinylm.utils.data.sampler.RandomSampler is RandomSampler
+
+
+def test_mingpts_endless_sampler_draws_lazily():
+    # minGPT's trainer: RandomSampler(ds, replacement=True, num_samples=int(1e10)), then next(iter(loader))
+    loader = DataLoader(Squares(7), sampler=RandomSampler(Squares(7), replacement=True, num_samples=int(1e10)),
+                        batch_size=4, shuffle=False, pin_memory=True, num_workers=4)
+    it = iter(loader)
+    first, second = next(it), next(it)
+    assert first[0].shape == (4,) and all(0 <= i < 7 for i in first[0].tolist() + second[0].tolist())
+    assert len(loader) == 2_500_000_000                       # 1e10 / 4 batches

@@ -22,7 +22,8 @@ Leaves out: worker processes. `num_workers`, `pin_memory`, `timeout`, `worker_in
 `prefetch_factor` and `persistent_workers` are accepted (and checked as PyTorch checks them),
 but every batch is loaded in the calling process, as PyTorch does with num_workers=0 (the
 batches are the same; only the overlap of loading and computing is lost), and
-`get_worker_info()` is always None. Also left out: WeightedRandomSampler,
+`get_worker_info()` is always None. PyTorch's submodule paths work too:
+`from tinylm.utils.data.dataloader import DataLoader` (makemore, minGPT), `.dataset`, `.sampler`. Also left out: WeightedRandomSampler,
 DistributedSampler, ChainDataset, StackDataset.
 Reference: the torch.utils.data documentation (names, arguments, errors, collation rules).
 """
@@ -30,6 +31,8 @@ import bisect
 import itertools
 import math
 import numbers
+import sys
+import types
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -223,8 +226,9 @@ class RandomSampler(Sampler):
 
     def __iter__(self):
         n, total = len(self.data_source), self.num_samples
-        if self.replacement:
-            yield from _randint(n, total, self.generator)
+        if self.replacement:                                   # in chunks: minGPT asks for num_samples=1e10
+            for start in range(0, total, 1024):
+                yield from _randint(n, min(1024, total - start), self.generator)
             return
         for _ in range(total // n):
             yield from _randperm(n, self.generator)
@@ -432,6 +436,18 @@ class DataLoader:
             return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         return len(self.batch_sampler if self._auto_collation else self.sampler)
 
+
+# PyTorch's submodule paths, as makemore and minGPT import them:
+# `from torch.utils.data.dataloader import DataLoader`, `from torch.utils.data.sampler import RandomSampler`
+for _sub, _names in (("dataloader", ["DataLoader", "default_collate", "default_convert", "get_worker_info"]),
+                     ("dataset", ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset",
+                                  "random_split"]),
+                     ("sampler", ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
+                                  "BatchSampler"])):
+    _module = types.ModuleType(f"{__name__}.{_sub}", f"PyTorch's torch.utils.data.{_sub} path: {', '.join(_names)}.")
+    _module.__dict__.update({name: globals()[name] for name in _names}, __all__=_names)
+    globals()[_sub] = sys.modules[_module.__name__] = _module
+del _sub, _names, _module
 
 __all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "Sampler",
            "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "BatchSampler", "DataLoader",
