@@ -15,14 +15,13 @@ from . import compat, creation, profiler, serialization, autograd
 from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train, validate, model
 from .backend import manual_seed, gpu_available, get_array_module, parse_device
 from .compat import (ValuesIndices, Histogram, allclose, equal, histogram, amp, cuda, float16, half, float32,
-                     float64, int32, int64, bool_, long, bool, METHOD_FORMS,
+                     float64, int32, int64, bool_, long, bool, METHOD_FORMS, set_grad_enabled, inference_mode,
                      sum, mean, max, min, argmax, argmin, exp, log, sqrt, tanh, sigmoid, softmax, log_softmax,
                      abs, clamp, reshape, flatten, unsqueeze, squeeze, transpose, permute, matmul, topk, gather,
                      unbind, chunk, split, var, std, masked_fill, numel, all, any)
 from .creation import (tensor, from_numpy, zeros, ones, full, Generator, randn, rand, multinomial, randint, arange,
                        linspace, zeros_like, ones_like, full_like, randn_like, rand_like, tril, triu)
-from .engine import (Function, no_grad, enable_grad, is_grad_enabled, set_grad_enabled, inference_mode, sum_to,
-                     OPS)
+from .engine import Function, no_grad, enable_grad, is_grad_enabled, sum_to, OPS
 from .functional import cat, concat, stack, where
 from .gradcheck import gradcheck, GradcheckError
 from .model import GPT, GPTConfig, PRESETS

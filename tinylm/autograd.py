@@ -3,8 +3,8 @@
 tinylm's autograd lives in tinylm/engine.py (the graph and the backward walk) and
 tinylm/tensor.py (Tensor); this module keeps the path `tinylm.autograd` that PyTorch users know.
 """
-from .engine import (OPS, Function, backward, enable_grad, inference_mode, is_grad_enabled, no_grad,
-                     register, set_grad_enabled, sum_to)
+from .compat import inference_mode, set_grad_enabled
+from .engine import OPS, Function, backward, enable_grad, is_grad_enabled, no_grad, register, sum_to
 from .profiler import profile
 from .tensor import Tensor
 

@@ -15,8 +15,10 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import backend, ops
+from . import backend, engine, ops
+from .backend import get_array_module
 from .engine import Function, is_grad_enabled, register, sum_to
+from .ops import _expand
 from .tensor import Tensor, _axis, _index, _operands, floats, scalar
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])   # as torch.return_types.max
@@ -38,7 +40,165 @@ class Remainder(Function):
                 sum_to(-g * self.q, self.sb) if self.sb is not None else None)
 
 
+@register
+class BroadcastTo(Function):
+    """A read-only broadcast view of x with `shape` (Tensor.expand); the gradient sums back."""
+
+    view_of = 0  # the output may be a view of x: it shares x's change count
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return get_array_module(x).broadcast_to(x, self.shape)
+
+    def backward(self, g):
+        return sum_to(g, self.in_shape)
+
+
+@register
+class Var(Function):
+    """Variance with `correction` (Bessel's when 1)."""
+
+    def __init__(self, axis, keepdims, correction):
+        self.axis, self.keepdims, self.correction = axis, keepdims, correction
+
+    def forward(self, x):
+        n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
+        self.denom = n - self.correction
+        if self.denom <= 0:
+            raise ValueError(f"var: {n} elements with correction {self.correction} leave no degrees of freedom")
+        self.xc = x - x.mean(axis=self.axis, keepdims=True)
+        return (self.xc * self.xc).sum(axis=self.axis, keepdims=self.keepdims) / self.denom
+
+    def backward(self, g):
+        g = _expand(g, self.xc.shape, self.axis, self.keepdims)
+        return g * self.xc * (2.0 / self.denom)
+
+
+@register
+class Abs(Function):
+    """|x|; the gradient is sign(x) (0 at 0, as PyTorch)."""
+
+    def forward(self, x):
+        self.x = x
+        return builtins.abs(x)
+
+    def backward(self, g):
+        return g * get_array_module(g).sign(self.x)
+
+
 # ---------------------------------------------------------------------------- Tensor methods
+class _TensorMethods:
+    """Tensor methods outside the GPT's path, attached to Tensor below."""
+
+    def __repr__(self):
+        """As PyTorch prints: 4 decimals, up to 1000 elements in full, the device unless the CPU, the
+        dtype unless float32, int64 or bool."""
+        host = backend.to_numpy(self.data)
+        finite = host[np.isfinite(host)] if host.dtype.kind == "f" else host
+        whole = host.dtype.kind != "f" or builtins.bool(np.all(finite == np.round(finite)))   # 1., 2. as PyTorch
+        if whole and host.dtype.kind == "f":        # but PyTorch's scientific form past 1e8 or a range of 1000
+            nz = np.abs(finite[finite != 0])
+            whole = not (nz.size and (nz.max() > 1e8 or nz.max() > 1000 * nz.min()))
+        body = np.array2string(host, separator=", ", prefix="tensor(", threshold=1000, precision=4,
+                               floatmode="maxprec" if whole else "fixed", suppress_small=whole)
+        extra = f", size={self.shape}" if self.numel() == 0 and self.ndim > 1 else ""
+        extra += "" if self.device == "cpu" else f", device='{self.device}'"
+        extra += "" if self.dtype in (np.float32, np.int64, np.bool_) else f", dtype={self.dtype}"
+        extra += f", grad_fn=<{self._ctx.name}>" if self._ctx is not None and not getattr(self._ctx, "freed", False) \
+            else (", requires_grad=True" if self.requires_grad else "")
+        return f"tensor({body}{extra})"
+
+    def long(self):
+        """An int64 copy (no gradient), e.g. token ids."""
+        return Tensor._make(self.data.astype(np.int64), self.device)
+
+    def int(self):
+        """An int32 copy (no gradient)."""
+        return Tensor._make(self.data.astype(np.int32), self.device)
+
+    def bool(self):
+        """A boolean copy (no gradient): nonzero -> True."""
+        return Tensor._make(self.data.astype(bool), self.device)
+
+    def __rpow__(self, base):
+        """base ** x for a positive scalar base, as exp(x log(base))."""
+        if isinstance(base, (bool, np.bool_)) or not isinstance(base, (int, float, np.number)) or base <= 0:
+            raise ValueError(f"base ** tensor needs a positive scalar base, got {base!r}")
+        if self.dtype.kind != "f" and isinstance(base, (int, np.integer)):
+            return Tensor._make(int(base) ** self.data, self.device)      # 2 ** int tensor: ints, as PyTorch
+        return (floats(self) * math.log(base)).exp()
+
+    def __abs__(self):
+        """|x|, elementwise."""
+        return Abs.apply(self)
+
+    def var(self, axis=None, unbiased=None, keepdims=False, *, correction=1, dim=None, keepdim=None):
+        """Variance over `axis`, unbiased by default (PyTorch's order: `x.var(1, False)` is the
+        biased one); `correction=0` is biased too."""
+        if isinstance(axis, builtins.bool):                             # x.var(False): PyTorch's var(unbiased)
+            axis, unbiased = None, axis
+        if unbiased is not None:
+            correction = 1 if unbiased else 0
+        return Var.apply(floats(self), axis=_axis(axis, self.ndim, "var", dim, many=True),
+                             keepdims=builtins.bool(keepdims if keepdim is None else keepdim), correction=correction)
+
+    def std(self, axis=None, unbiased=None, keepdims=False, *, correction=1, dim=None, keepdim=None):
+        """Standard deviation: the square root of var() (unbiased by default, as PyTorch);
+        the gradient of a constant's std is 0, as PyTorch's."""
+        v = self.var(axis, unbiased, keepdims, correction=correction, dim=dim, keepdim=keepdim)
+        return ops.Sqrt.apply(v, zero_at_zero=True)
+
+    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Indices of the maxima (no gradient)."""
+        return self._arg("argmax", axis, keepdims, dim, keepdim)
+
+    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Indices of the minima (no gradient)."""
+        return self._arg("argmin", axis, keepdims, dim, keepdim)
+
+    def _arg(self, fn, axis, keepdims, dim, keepdim):
+        axis = _axis(axis, self.ndim, fn, dim)
+        out = getattr(self.data, fn)(axis=axis)
+        if keepdims if keepdim is None else keepdim:           # the reduced axis (all of them for None) kept as 1
+            out = out.reshape((1,) * self.ndim if axis is None else out.shape[:axis] + (1,) + out.shape[axis:])
+        return Tensor._make(out, self.device)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Axes start_dim..end_dim merged into one (all of them by default): a differentiable reshape."""
+        if not self.ndim:
+            return self.reshape(1)
+        a, b = _axis(start_dim, self.ndim, "flatten"), _axis(end_dim, self.ndim, "flatten")
+        if a > b:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
+        return self.reshape(self.shape[:a] + (-1,) + self.shape[b + 1:])
+
+    def unsqueeze(self, dim=None, *, axis=None):
+        """A new axis of length 1 at `dim` (-1: last)."""
+        dim = _axis(axis, self.ndim + 1, "unsqueeze", dim)
+        if dim is None:
+            raise TypeError("unsqueeze: give the axis, unsqueeze(dim)")
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None, *, axis=None):
+        """Drop axes of length 1 (all of them, or `dim` if it has length 1)."""
+        dim = _axis(axis, self.ndim, "squeeze", dim)
+        drop = {d for d in (range(self.ndim) if dim is None else [dim]) if self.shape[d] == 1}
+        return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in drop))
+
+    def expand(self, *sizes):
+        """A broadcast view to `sizes` (-1 keeps an axis); the gradient sums back."""
+        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+        lead = len(sizes) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand: {sizes} has fewer axes than shape {self.shape}")
+        shape = tuple(n if n != -1 else self.shape[i - lead] for i, n in enumerate(sizes))
+        return BroadcastTo.apply(self, shape=shape)
+
+
+
 def _int_divisor(b, a):
     """The divisor b of `a // b` or `a % b` as an array or scalar; with integers on both sides a zero
     raises, as in PyTorch (NumPy gives 0 and a warning)."""
@@ -244,6 +404,10 @@ def _values_only(self):
                          "only; write x.max(1) or x.max(dim=1) for PyTorch's (values, indices)")
 
 
+for _name, _method in vars(_TensorMethods).items():
+    if _name not in ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__"):
+        setattr(Tensor, _name, _method)
+Tensor.abs = Tensor.__abs__
 for _name, _method in {
         "__floordiv__": _floordiv, "__rfloordiv__": _rfloordiv, "__mod__": _mod, "__rmod__": _rmod,
         "__iadd__": _inplace("add", "+="), "__isub__": _inplace("subtract", "-="),
@@ -356,6 +520,34 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False):
                                weights=None if weight is None else weight.ravel())
     dtype = data.dtype if data.dtype.kind == "f" else np.dtype(backend.DEFAULT_DTYPE)
     return Histogram(Tensor._make(hist.astype(dtype), device), Tensor._make(edges.astype(dtype), device))
+
+
+# ---------------------------------------------------------------------------- grad modes
+def inference_mode(mode=True):
+    """PyTorch's stricter no_grad; here no_grad itself. `inference_mode(False)` changes nothing."""
+    if callable(mode):
+        return engine.no_grad(mode)
+    return engine._GradMode(False if mode else None)
+
+
+class set_grad_enabled:
+    """Turn graph recording on or off: as a call (`set_grad_enabled(False)`) it stays so; as
+    `with set_grad_enabled(training):` the old mode comes back at the end of the block; as a
+    decorator `@set_grad_enabled(False)` it holds while the function runs."""
+
+    def __init__(self, mode):
+        self.mode = builtins.bool(mode)
+        self.prev, engine._grad_enabled = engine._grad_enabled, self.mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        engine._grad_enabled = self.prev
+
+    def __call__(self, fn):
+        engine._grad_enabled = self.prev                       # a decorator changes nothing until called
+        return engine._GradMode(self.mode)(fn)
 
 
 # ---------------------------------------------------------------------------- dtypes, cuda, amp

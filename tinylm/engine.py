@@ -87,36 +87,6 @@ def enable_grad(fn=None):
     return _GradMode(True)(fn) if callable(fn) else _GradMode(True)
 
 
-def inference_mode(mode=True):
-    """PyTorch's stricter no_grad; here no_grad itself. `inference_mode(False)` changes nothing."""
-    if callable(mode):
-        return no_grad(mode)
-    return _GradMode(False if mode else None)
-
-
-class set_grad_enabled:
-    """Turn graph recording on or off: as a call (`set_grad_enabled(False)`) it stays so; as
-    `with set_grad_enabled(training):` the old mode comes back at the end of the block; as a
-    decorator `@set_grad_enabled(False)` it holds while the function runs."""
-
-    def __init__(self, mode):
-        global _grad_enabled
-        self.mode = bool(mode)
-        self.prev, _grad_enabled = _grad_enabled, self.mode
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self.prev
-
-    def __call__(self, fn):
-        global _grad_enabled
-        _grad_enabled = self.prev                              # a decorator changes nothing until called
-        return _GradMode(self.mode)(fn)
-
-
 # ----------------------------------------------------------------------------- Function
 def sum_to(grad, shape):
     """Undo broadcasting: sum `grad` down to `shape` (leading axes and size-1 axes)."""

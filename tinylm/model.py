@@ -26,7 +26,7 @@ from dataclasses import replace, asdict, dataclass, fields
 import numpy as np
 
 from . import backend
-from . import functional as F
+from .functional import core as F
 from .engine import no_grad
 from .nn.attention import Block, KVCache
 from .nn.layers import Dropout, Embedding, LayerNorm, Linear

@@ -12,6 +12,7 @@ check fused == reference in values and gradients.
 Leaves out: the functional API (tinylm/functional.py) and the graph walk (tinylm/engine.py).
 Reference: DeZero `functions.py`, Chainer `functions/`, the PyTorch docs for semantics.
 """
+import functools
 import math
 import numbers
 
@@ -177,23 +178,6 @@ class ToDevice(Function):
 
 
 @register
-class BroadcastTo(Function):
-    """A read-only broadcast view of x with `shape` (Tensor.expand); the gradient sums back."""
-
-    view_of = 0  # the output may be a view of x: it shares x's change count
-
-    def __init__(self, shape):
-        self.shape = shape
-
-    def forward(self, x):
-        self.in_shape = x.shape
-        return get_array_module(x).broadcast_to(x, self.shape)
-
-    def backward(self, g):
-        return sum_to(g, self.in_shape)
-
-
-@register
 class Cast(Function):
     """A dtype change; the gradient is cast back."""
 
@@ -269,26 +253,6 @@ class Max(Function):
         count = mask.sum(axis=self.axis, keepdims=True)
         g = _expand(g, mask.shape, self.axis, self.keepdims)
         return (g * mask / count).astype(g.dtype)
-
-
-@register
-class Var(Function):
-    """Variance with `correction` (Bessel's when 1)."""
-
-    def __init__(self, axis, keepdims, correction):
-        self.axis, self.keepdims, self.correction = axis, keepdims, correction
-
-    def forward(self, x):
-        n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
-        self.denom = n - self.correction
-        if self.denom <= 0:
-            raise ValueError(f"var: {n} elements with correction {self.correction} leave no degrees of freedom")
-        self.xc = x - x.mean(axis=self.axis, keepdims=True)
-        return (self.xc * self.xc).sum(axis=self.axis, keepdims=self.keepdims) / self.denom
-
-    def backward(self, g):
-        g = _expand(g, self.xc.shape, self.axis, self.keepdims)
-        return g * self.xc * (2.0 / self.denom)
 
 
 # ============================================================================ shape ops
@@ -485,18 +449,6 @@ class Tanh(Function):
 
     def backward(self, g):
         return g * (1.0 - self.y * self.y)
-
-
-@register
-class Abs(Function):
-    """|x|; the gradient is sign(x) (0 at 0, as PyTorch)."""
-
-    def forward(self, x):
-        self.x = x
-        return abs(x)
-
-    def backward(self, g):
-        return g * get_array_module(g).sign(self.x)
 
 
 @register
@@ -740,28 +692,19 @@ class Where(Function):
         return None, ga, gb
 
 
-_mask_cache = {}
-_MASK_CACHE_SIZE = 8  # training uses one shape; generation without a KV cache many, so keep the latest few
-
-
+@functools.lru_cache(maxsize=8)   # training uses one shape; generation without a KV cache a few
 def causal_mask(t_q, t_k, device, additive=False):
     """(t_q, t_k) mask where query i may see key j <= i + t_k - t_q (aligned to the end, for KV caches).
 
     Boolean (True = allowed), or with `additive=True` float32 0 / -inf to add to scores. The
     latest few are cached; do not write into one (on the CPU they are read-only).
     """
-    key = (t_q, t_k, device, additive)
-    m = _mask_cache.pop(key, None)
-    if m is None:
-        xp = array_module(device)
-        m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
-        if additive:
-            m = xp.where(m, xp.float32(0), xp.float32(-xp.inf)).astype(xp.float32)
-        if hasattr(m, "flags") and hasattr(m, "setflags"):
-            m.setflags(write=False)
-        while len(_mask_cache) >= _MASK_CACHE_SIZE:
-            _mask_cache.pop(next(iter(_mask_cache)))           # the least recently used
-    _mask_cache[key] = m                                       # (re)inserted last: most recently used
+    xp = array_module(device)
+    m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
+    if additive:
+        m = xp.where(m, xp.float32(0), xp.float32(-xp.inf)).astype(xp.float32)
+    if hasattr(m, "flags") and hasattr(m, "setflags"):
+        m.setflags(write=False)
     return m
 
 

@@ -110,24 +110,6 @@ class Tensor:
         out = self.data if dtype is None else self.data.astype(dtype, copy=False)
         return out.copy() if copy and out is self.data else out
 
-    def __repr__(self):
-        """As PyTorch prints: 4 decimals, up to 1000 elements in full, the device unless the CPU, the
-        dtype unless float32, int64 or bool."""
-        host = backend.to_numpy(self.data)
-        finite = host[np.isfinite(host)] if host.dtype.kind == "f" else host
-        whole = host.dtype.kind != "f" or bool(np.all(finite == np.round(finite)))   # 1., 2. as PyTorch
-        if whole and host.dtype.kind == "f":        # but PyTorch's scientific form past 1e8 or a range of 1000
-            nz = np.abs(finite[finite != 0])
-            whole = not (nz.size and (nz.max() > 1e8 or nz.max() > 1000 * nz.min()))
-        body = np.array2string(host, separator=", ", prefix="tensor(", threshold=1000, precision=4,
-                               floatmode="maxprec" if whole else "fixed", suppress_small=whole)
-        extra = f", size={self.shape}" if self.numel() == 0 and self.ndim > 1 else ""
-        extra += "" if self.device == "cpu" else f", device='{self.device}'"
-        extra += "" if self.dtype in (np.float32, np.int64, np.bool_) else f", dtype={self.dtype}"
-        extra += f", grad_fn=<{self._ctx.name}>" if self._ctx is not None and not getattr(self._ctx, "freed", False) \
-            else (", requires_grad=True" if self.requires_grad else "")
-        return f"tensor({body}{extra})"
-
     # ------------------------------------------------------------------ conversions
     def item(self):
         """The value of a one-element tensor as a Python number."""
@@ -216,18 +198,6 @@ class Tensor:
         """As float64 (differentiable), e.g. for gradient checks; self when it already is."""
         return self.to(np.float64)
 
-    def long(self):
-        """An int64 copy (no gradient), e.g. token ids."""
-        return Tensor._make(self.data.astype(np.int64), self.device)
-
-    def int(self):
-        """An int32 copy (no gradient)."""
-        return Tensor._make(self.data.astype(np.int32), self.device)
-
-    def bool(self):
-        """A boolean copy (no gradient): nonzero -> True."""
-        return Tensor._make(self.data.astype(bool), self.device)
-
     def clone(self):
         """A copy of the data that stays in the graph."""
         return ops.Cast.apply(self, dtype=self.dtype)
@@ -280,18 +250,6 @@ class Tensor:
             return floats(self) ** exponent
         return ops.Pow.apply(self, exponent=float(exponent))
 
-    def __rpow__(self, base):
-        """base ** x for a positive scalar base, as exp(x log(base))."""
-        if isinstance(base, (bool, np.bool_)) or not isinstance(base, (int, float, np.number)) or base <= 0:
-            raise ValueError(f"base ** tensor needs a positive scalar base, got {base!r}")
-        if self.dtype.kind != "f" and isinstance(base, (int, np.integer)):
-            return Tensor._make(int(base) ** self.data, self.device)      # 2 ** int tensor: ints, as PyTorch
-        return (floats(self) * math.log(base)).exp()
-
-    def __abs__(self):
-        """|x|, elementwise."""
-        return ops.Abs.apply(self)
-
     def __matmul__(self, other):
         """Matrix product, batched over leading axes (NumPy's matmul rules)."""
         return ops.MatMul.apply(*_operands(self, other, scalar_ok=False))
@@ -299,7 +257,7 @@ class Tensor:
     def __rmatmul__(self, other):
         return ops.MatMul.apply(*reversed(_operands(self, other, scalar_ok=False)))
 
-    pow, abs, matmul = __pow__, __abs__, __matmul__
+    pow, matmul = __pow__, __matmul__
 
     def __getitem__(self, index):
         return ops.GetItem.apply(self, index=_index(index, self))
@@ -339,37 +297,6 @@ class Tensor:
                                 self.device)
         return -((-self).max(axis=axis, keepdims=keepdims))
 
-    def var(self, axis=None, unbiased=None, keepdims=False, *, correction=1, dim=None, keepdim=None):
-        """Variance over `axis`, unbiased by default (PyTorch's order: `x.var(1, False)` is the
-        biased one); `correction=0` is biased too."""
-        if isinstance(axis, bool):                             # x.var(False): PyTorch's var(unbiased)
-            axis, unbiased = None, axis
-        if unbiased is not None:
-            correction = 1 if unbiased else 0
-        return ops.Var.apply(floats(self), axis=_axis(axis, self.ndim, "var", dim, many=True),
-                             keepdims=bool(keepdims if keepdim is None else keepdim), correction=correction)
-
-    def std(self, axis=None, unbiased=None, keepdims=False, *, correction=1, dim=None, keepdim=None):
-        """Standard deviation: the square root of var() (unbiased by default, as PyTorch);
-        the gradient of a constant's std is 0, as PyTorch's."""
-        v = self.var(axis, unbiased, keepdims, correction=correction, dim=dim, keepdim=keepdim)
-        return ops.Sqrt.apply(v, zero_at_zero=True)
-
-    def argmax(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        """Indices of the maxima (no gradient)."""
-        return self._arg("argmax", axis, keepdims, dim, keepdim)
-
-    def argmin(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
-        """Indices of the minima (no gradient)."""
-        return self._arg("argmin", axis, keepdims, dim, keepdim)
-
-    def _arg(self, fn, axis, keepdims, dim, keepdim):
-        axis = _axis(axis, self.ndim, fn, dim)
-        out = getattr(self.data, fn)(axis=axis)
-        if keepdims if keepdim is None else keepdim:           # the reduced axis (all of them for None) kept as 1
-            out = out.reshape((1,) * self.ndim if axis is None else out.shape[:axis] + (1,) + out.shape[axis:])
-        return Tensor._make(out, self.device)
-
     # ------------------------------------------------------------------ shapes
     def reshape(self, *shape):
         """The same data in a new shape (one axis may be -1)."""
@@ -377,37 +304,6 @@ class Tensor:
         return ops.Reshape.apply(self, shape=tuple(int(s) for s in shape))
 
     view = reshape
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        """Axes start_dim..end_dim merged into one (all of them by default): a differentiable reshape."""
-        if not self.ndim:
-            return self.reshape(1)
-        a, b = _axis(start_dim, self.ndim, "flatten"), _axis(end_dim, self.ndim, "flatten")
-        if a > b:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
-        return self.reshape(self.shape[:a] + (-1,) + self.shape[b + 1:])
-
-    def unsqueeze(self, dim=None, *, axis=None):
-        """A new axis of length 1 at `dim` (-1: last)."""
-        dim = _axis(axis, self.ndim + 1, "unsqueeze", dim)
-        if dim is None:
-            raise TypeError("unsqueeze: give the axis, unsqueeze(dim)")
-        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
-
-    def squeeze(self, dim=None, *, axis=None):
-        """Drop axes of length 1 (all of them, or `dim` if it has length 1)."""
-        dim = _axis(axis, self.ndim, "squeeze", dim)
-        drop = {d for d in (range(self.ndim) if dim is None else [dim]) if self.shape[d] == 1}
-        return self.reshape(tuple(n for d, n in enumerate(self.shape) if d not in drop))
-
-    def expand(self, *sizes):
-        """A broadcast view to `sizes` (-1 keeps an axis); the gradient sums back."""
-        sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
-        lead = len(sizes) - self.ndim
-        if lead < 0:
-            raise ValueError(f"expand: {sizes} has fewer axes than shape {self.shape}")
-        shape = tuple(n if n != -1 else self.shape[i - lead] for i, n in enumerate(sizes))
-        return ops.BroadcastTo.apply(self, shape=shape)
 
     def permute(self, *axes):
         """Reorder axes: `x.permute(0, 2, 1, 3)`."""

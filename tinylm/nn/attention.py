@@ -13,7 +13,7 @@ Reference: nanoGPT `model.py` (CausalSelfAttention, Block), Hugging Face GPT-2 (
 import numpy as np
 
 from .. import backend
-from .. import functional as F
+from ..functional import core as F
 from .layers import LayerNorm, Linear, Dropout, MLP, _positive_int, _probability
 from .module import Module
 

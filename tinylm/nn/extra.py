@@ -6,6 +6,8 @@ live in tinylm/nn/layers.py and attention.py; nothing there imports this module.
 Reference: torch.nn (names and semantics).
 """
 from .. import functional as F
+import numpy as np
+
 from .module import Module, ModuleList, _check_module
 
 
@@ -126,3 +128,45 @@ class utils:
         """Scale all gradients together so their global L2 norm is at most max_norm; the norm before (a float)."""
         from ..optim import clip_grad_norm_
         return clip_grad_norm_(parameters, max_norm, eps)
+
+
+class _ModuleMethods:
+    """Module methods outside the GPT's path, attached to Module below."""
+
+    def apply(self, fn):
+        """Call fn(module) on every submodule (children before parents), then on self; returns self.
+
+        As torch: `model.apply(init_weights)` re-initialises a whole model, layer by layer.
+        """
+        seen = set()
+
+        def visit(m):                                          # each module once, children before parents
+            if id(m) not in seen:
+                seen.add(id(m))
+                for child in m.children():
+                    visit(child)
+                fn(m)
+        visit(self)
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        """Set requires_grad on every parameter (False freezes them: no gradients); returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def cpu(self):
+        """Move everything to the CPU (NumPy); returns self."""
+        return self.to("cpu")
+
+    def float(self):
+        """Cast floating-point parameters and buffers to float32; returns self."""
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        """Cast floating-point parameters and buffers to float64 (e.g. for gradient checks); returns self."""
+        return self.to(dtype=np.float64)
+
+
+for _name in ("apply", "requires_grad_", "cpu", "float", "double"):
+    setattr(Module, _name, vars(_ModuleMethods)[_name])

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .. import backend
-from .. import functional as F
+from ..functional import core as F
 from ..tensor import Tensor
 from .module import Module, Parameter
 

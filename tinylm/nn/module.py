@@ -128,22 +128,6 @@ class Module:
         """Self and every submodule, each once."""
         return (m for _, m in self.named_modules())
 
-    def apply(self, fn):
-        """Call fn(module) on every submodule (children before parents), then on self; returns self.
-
-        As torch: `model.apply(init_weights)` re-initialises a whole model, layer by layer.
-        """
-        seen = set()
-
-        def visit(m):                                          # each module once, children before parents
-            if id(m) not in seen:
-                seen.add(id(m))
-                for child in m.children():
-                    visit(child)
-                fn(m)
-        visit(self)
-        return self
-
     def _named_members(self, own, prefix="", recurse=True, remove_duplicate=True):
         """(dotted name, tensor) for what `own(module)` lists of each module, depth first.
 
@@ -198,12 +182,6 @@ class Module:
             else:
                 raw_grad(p.grad)[...] = 0                     # in place, and inf * 0 is no 0
 
-    def requires_grad_(self, requires_grad=True):
-        """Set requires_grad on every parameter (False freezes them: no gradients); returns self."""
-        for p in self.parameters():
-            p.requires_grad_(requires_grad)
-        return self
-
     def to(self, device=None, dtype=None):
         """Move parameters (with gradients) and buffers to `device` and/or cast them to `dtype`; returns self.
 
@@ -226,18 +204,6 @@ class Module:
                 p.data = p.data.astype(dtype)
                 p.grad = None if p.grad is None else p.grad.astype(dtype)
         return self
-
-    def cpu(self):
-        """Move everything to the CPU (NumPy); returns self."""
-        return self.to("cpu")
-
-    def float(self):
-        """Cast floating-point parameters and buffers to float32; returns self."""
-        return self.to(dtype=np.float32)
-
-    def double(self):
-        """Cast floating-point parameters and buffers to float64 (e.g. for gradient checks); returns self."""
-        return self.to(dtype=np.float64)
 
     def state_dict(self):
         """OrderedDict name -> raw array (live, not copied) of every parameter and persistent buffer.
