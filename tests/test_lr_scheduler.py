@@ -208,6 +208,22 @@ def test_sequential_lr_restarts_each_scheduler_at_its_milestone():
     assert cos.get_last_lr() == sched.get_last_lr() and cos.last_epoch == 30 - 12   # run() stepped 30 times
 
 
+def test_sequential_lr_hands_over_one_cycles_momentum():
+    opt = make_opt()
+    warm = optim.LinearLR(opt, 0.5, 0.5, total_iters=1)     # half the lr for 3 steps
+    cycle = optim.OneCycleLR(opt, 1.0, total_steps=10)
+    sched = optim.SequentialLR(opt, [warm, cycle], milestones=[3])
+    seen = []
+    for _ in range(13):
+        seen.append((sched.get_last_lr()[0], opt.param_groups[0]["momentum"]))
+        opt.step()
+        sched.step()
+    want = one_cycle(1.0, 10)
+    # PyTorch 2.13.0 gives 0.02, not 0.05: OneCycleLR sets initial_lr to max_lr / 25 = 0.04, which the warmup scales
+    assert [lr for lr, _ in seen[:3]] == pytest.approx([0.02] * 3)
+    assert [v for pair in seen[3:] for v in pair] == pytest.approx([v for pair in want for v in pair], rel=1e-12)
+
+
 def test_sequential_lr_refuses_bad_arguments():
     opt, other = make_opt(), make_opt()
     a, b = optim.StepLR(opt, 3), optim.ExponentialLR(opt, 0.9)

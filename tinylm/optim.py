@@ -634,7 +634,8 @@ class OneCycleLR(LRScheduler):
 
     With cycle_momentum (the default) the momentum (SGD, RMSprop) or beta1 (Adam, AdamW) moves the
     other way, between max_momentum and base_momentum. Stepping past total_steps is a ValueError,
-    as in PyTorch. The lrs come from max_lr, not from the optimizer's lr.
+    as in PyTorch. The lrs come from max_lr, not from the optimizer's lr; as in PyTorch, each group's
+    initial_lr becomes max_lr / div_factor (what a scheduler beside it in a SequentialLR scales from).
     """
 
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
@@ -660,6 +661,8 @@ class OneCycleLR(LRScheduler):
             raise ValueError(f"{where}: div_factor and final_div_factor must be > 0, got {div} and {final_div}")
         # per group: (start, peak, end) of the lr; momentum goes max -> base -> max
         self._lr_points = [(lr / div, lr, lr / div / final_div) for lr in max_lrs]
+        for group, points in zip(groups, self._lr_points):
+            group["initial_lr"] = points[0]                     # as PyTorch: what other schedulers now scale from
         self.cycle_momentum = bool(cycle_momentum)
         if self.cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
@@ -740,9 +743,10 @@ class SequentialLR(LRScheduler):
         return scheduler._lrs(optimizer, local)
 
     def _set_lrs(self, step):
-        super()._set_lrs(step)
+        self._tied()
         scheduler, local = self._active(step)
-        scheduler.last_epoch, scheduler._last_lr = local, list(self._last_lr)   # its get_last_lr() agrees
+        scheduler._set_lrs(local)                              # its lrs (and OneCycleLR's momentum) at its own step
+        scheduler.last_epoch, self._last_lr = local, list(scheduler._last_lr)   # its get_last_lr() agrees
 
 
 # PyTorch keeps its schedulers in torch.optim.lr_scheduler; the same path works here, both as
