@@ -506,3 +506,17 @@ def test_losses_on_every_device(device):
         want = loss.to("cpu")(tl.tensor(np_log_softmax(z) if isinstance(loss, NLLLoss) else z), tl.tensor(t))
         loss.to(device)
         assert float(loss(inp, tl.tensor(t, device=device))) == pytest.approx(float(want))
+
+
+@pytest.mark.parametrize("layer", [Softmax(dim=1), LogSoftmax(dim=-1), Flatten(), Flatten(0, 1)],
+                         ids=["softmax", "log_softmax", "flatten", "flatten01"])
+def test_shape_layer_gradients(layer):
+    x = tl.tensor(np.random.default_rng(5).standard_normal((2, 3, 4)), requires_grad=True)
+    assert gradcheck(layer, x)
+
+
+def test_mse_loss_gradient():
+    rng = np.random.default_rng(6)
+    x, y = (tl.tensor(rng.standard_normal((3, 4)), requires_grad=True) for _ in range(2))
+    for reduction in ("mean", "sum", "none"):
+        assert gradcheck(lambda a, b: MSELoss(reduction=reduction)(a, b), x, y)
