@@ -16,15 +16,16 @@ PyTorch) and named tuples.
 
 Random order comes from tinylm's generators: a `generator=` (`tl.Generator().manual_seed(0)`)
 or, without one, the CPU generator that `tl.manual_seed` seeds, so a seeded run repeats. The
-orders differ from PyTorch's for the same seed (a different algorithm).
+orders differ from PyTorch's for the same seed (a different algorithm). PyTorch's submodule
+paths work too: `from tinylm.utils.data.dataloader import DataLoader` (makemore, minGPT),
+`.dataset`, `.sampler`.
 
 Leaves out: worker processes. `num_workers`, `pin_memory`, `timeout`, `worker_init_fn`,
 `prefetch_factor` and `persistent_workers` are accepted (and checked as PyTorch checks them),
 but every batch is loaded in the calling process, as PyTorch does with num_workers=0 (the
 batches are the same; only the overlap of loading and computing is lost), and
-`get_worker_info()` is always None. PyTorch's submodule paths work too:
-`from tinylm.utils.data.dataloader import DataLoader` (makemore, minGPT), `.dataset`, `.sampler`. Also left out: WeightedRandomSampler,
-DistributedSampler, ChainDataset, StackDataset.
+`get_worker_info()` is always None. Also left out: WeightedRandomSampler, DistributedSampler,
+ChainDataset, StackDataset.
 Reference: the torch.utils.data documentation (names, arguments, errors, collation rules).
 """
 import bisect
