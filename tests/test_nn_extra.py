@@ -1,4 +1,4 @@
-"""Tests for tinylm/nn_extra.py: PyTorch's losses, BatchNorm1d, Conv1d and recurrent layers.
+"""Tests for tinylm/nn/extra.py and rnn.py: PyTorch's losses, BatchNorm1d, Conv1d and recurrent layers.
 
 A PyTorch-layout state_dict (NumPy arrays under PyTorch's names, made here from a seeded
 generator) is loaded into each layer, and the outputs are compared with a plain-NumPy
@@ -16,7 +16,7 @@ import pytest
 
 import tinylm as tl
 from tinylm import gradcheck
-from tinylm.nn_extra import (GRU, LSTM, RNN, BatchNorm1d, Conv1d, CrossEntropyLoss, Flatten, GRUCell, LogSoftmax,
+from tinylm.nn import (GRU, LSTM, RNN, BatchNorm1d, Conv1d, CrossEntropyLoss, Flatten, GRUCell, LogSoftmax,
                              LSTMCell, MSELoss, NLLLoss, RNNCell, Softmax)
 
 ANCHOR = {

@@ -1,4 +1,4 @@
-"""Tests for tinylm/nn_init.py: bounds, standard deviations (within sampling error, fixed seed,
+"""Tests for nn.init's fan-based initialisers (tinylm/nn/init.py): bounds, standard deviations (within sampling error, fixed seed,
 large tensors), orthogonality, gains from PyTorch's documented table, and errors."""
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinylm as tl
-from tinylm.nn_init import (calculate_gain, kaiming_normal_, kaiming_uniform_, orthogonal_, trunc_normal_,
+from tinylm.nn.init import (calculate_gain, kaiming_normal_, kaiming_uniform_, orthogonal_, trunc_normal_,
                             xavier_normal_, xavier_uniform_)
 
 

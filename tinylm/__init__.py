@@ -12,7 +12,7 @@ tokenizers, data, optim, train, strict, gradcheck, profiler. This file only impo
 from . import backend, engine, ops, ops_extra, functional, strict
 from . import functional as F
 from . import compat, creation, profiler, serialization, autograd
-from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train, validate, model
+from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train, validate, model, hub, utils
 from .backend import manual_seed, gpu_available, get_array_module, parse_device
 from .compat import (ValuesIndices, Histogram, allclose, equal, histogram, amp, cuda, float16, half, float32,
                      float64, int32, int64, bool_, long, bool, METHOD_FORMS, set_grad_enabled, inference_mode,
@@ -25,7 +25,6 @@ from .engine import Function, no_grad, enable_grad, is_grad_enabled, sum_to, OPS
 from .functional import cat, concat, stack, where
 from .gradcheck import gradcheck, GradcheckError
 from .model import GPT, GPTConfig, PRESETS
-from . import hub  # attaches GPT.from_pretrained / GPT.save_pretrained (Hugging Face GPT-2 folders)
 from .sampling import sample_next
 from .serialization import save, load
 from .tensor import Tensor

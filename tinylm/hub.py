@@ -22,6 +22,7 @@ compute (refused by name). Reference: Hugging Face `modeling_gpt2.py` (names, Co
 `configuration_gpt2.py` (config fields).
 """
 import ctypes
+import dataclasses
 import json
 import os
 import re
@@ -242,8 +243,19 @@ def save_pretrained(self, path):
             shutil.rmtree(tmp, ignore_errors=True)
     return path
 
+def crop_block_size(self, block_size):
+    """Keep only the first `block_size` learned positions (fine-tune GPT-2 on shorter contexts)."""
+    if not isinstance(block_size, int) or not 0 < block_size <= self.config.block_size:
+        raise ValueError(f"crop_block_size: block_size must be an int in [1, {self.config.block_size}], "
+                         f"got {block_size!r}")
+    self.config = dataclasses.replace(self.config, block_size=block_size)
+    self.wpe.num_embeddings = block_size
+    self.wpe.weight.data = self.wpe.weight.data[:block_size].copy()        # (block_size, C)
+    return self
+
 
 GPT.from_pretrained = classmethod(from_pretrained)
 GPT.save_pretrained = save_pretrained
+GPT.crop_block_size = crop_block_size
 
 __all__ = ["from_pretrained", "save_pretrained", "read_gpt2_config", "expected_shapes"]

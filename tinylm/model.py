@@ -9,7 +9,7 @@ Glossary for shape comments: B batch, T time, C channels (n_embd), nh heads, hs 
 Reference: nanoGPT `model.py`, picoGPT `gpt2.py`, Hugging Face `modeling_gpt2.py` (names).
 """
 import math
-from dataclasses import replace, asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -239,13 +239,3 @@ class GPT(Module):
         finally:
             self.train(was_training)
         return Tensor(out[:, :n], device=self.device)
-
-    def crop_block_size(self, block_size):
-        """Keep only the first `block_size` learned positions (fine-tune GPT-2 on shorter contexts)."""
-        if not isinstance(block_size, int) or not 0 < block_size <= self.config.block_size:
-            raise ValueError(f"crop_block_size: block_size must be an int in [1, {self.config.block_size}], "
-                             f"got {block_size!r}")
-        self.config = replace(self.config, block_size=block_size)
-        self.wpe.num_embeddings = block_size
-        self.wpe.weight.data = self.wpe.weight.data[:block_size].copy()        # (block_size, C)
-        return self
