@@ -82,11 +82,17 @@ def _anywhere(tree, name):
             and n.name == name]
 
 
-def defines(tree, dotted):
-    """Whether the parsed file defines `dotted` (e.g. 'ops.Gelu', 'GPT.init_weights', 'F.gelu')."""
+def defines(tree, dotted, module=()):
+    """Whether the parsed file defines `dotted` (e.g. 'ops.Gelu', 'GPT.init_weights', 'F.gelu').
+
+    `module`: names of the linked module itself ('train' for tinylm/train.py), always dropped
+    as a prefix (train.train is the function train of train.py).
+    """
     parts = dotted.split(".")
+    while len(parts) > 1 and (parts[0] in module or parts[0] in ("tinylm", "tl")):
+        parts = parts[1:]
     while parts and not _anywhere(tree, parts[0]) and parts[0] not in _definitions(tree):
-        parts = parts[1:]                      # a module prefix: ops., F., nn., tl., ...
+        parts = parts[1:]                      # a module prefix: ops., F., nn., ...
     if not parts:
         return False
     scopes = _anywhere(tree, parts[0]) or [_definitions(tree)[parts[0]]]
@@ -125,7 +131,8 @@ def _problems(page):
         m = _CODE_NAME.match(label or "")
         if m and key.endswith(".py") and not m.group(1).endswith(".py"):
             trees = [ast.parse(f.read_text(encoding="utf-8")) for f in files]
-            if not any(defines(t, m.group(1)) for t in trees):
+            module = {Path(key).stem, Path(key).parent.name}
+            if not any(defines(t, m.group(1), module) for t in trees):
                 bad.append(f"{where}: {key} defines no {m.group(1)}")
     return bad
 
@@ -140,7 +147,8 @@ def test_the_checker_catches_a_missing_name_and_file(tmp_path):
     page = DOCS / "02-autograd.md"             # resolve() works relative to a page's folder
     tree = ast.parse("class GPT:\n    def init_weights(self): pass\ndef gelu(x): pass\nX = 1\n")
     assert defines(tree, "GPT.init_weights") and defines(tree, "model.GPT") and defines(tree, "F.gelu")
-    assert defines(tree, "X")
+    assert defines(tree, "X") and defines(tree, "gelu.gelu", module={"gelu"})
+    assert not defines(tree, "gelu.gelu")     # without the module name, gelu. is not a prefix
     assert not defines(tree, "GPT.generate") and not defines(tree, "ops.Gelu") and not defines(tree, "gelu.x")
     assert resolve(page, "../tinylm/no_such_file.py") == ("tinylm/no_such_file.py", [])
     assert resolve(page, "../../outside.md")[0] is None
