@@ -145,7 +145,7 @@ def figure_loss_and_attention(text, which):
                 x = block(x)                                        # on to the next layer's input
         labels = [repr(c)[1:-1] if c != " " else "␣" for c in line]
         n_layer, n_head = len(maps), maps[0].shape[0]
-        fig, axes = plt.subplots(n_layer, n_head, figsize=(3.4 * n_head, 3.6 * n_layer))
+        fig, axes = plt.subplots(n_layer, n_head, figsize=(3.4 * n_head, 3.9 * n_layer))
         for layer in range(n_layer):
             for h in range(n_head):
                 ax = axes[layer, h]
@@ -159,7 +159,7 @@ def figure_loss_and_attention(text, which):
                     ax.set_ylabel("query (attending)", fontsize=8)
         fig.suptitle(f"attention weights of every layer and head after {STEPS} training steps "
                      "(causal: nothing above the diagonal)", fontsize=11)
-        fig.tight_layout()
+        fig.tight_layout(h_pad=2.0)
         fig.savefig(FIGURES / "attention.png", dpi=100)
         plt.close(fig)
 
