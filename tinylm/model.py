@@ -1,22 +1,12 @@
-"""The GPT: GPTConfig, presets, GPT.forward -> (logits, loss), generate() with a KV cache, GPT-2 files.
+"""The GPT: GPTConfig, presets, GPT.forward -> (logits, loss), generate() with a KV cache.
 
-Owns the decoder-only transformer of GPT-2: token embeddings `wte` plus learned position
-embeddings `wpe`, a stack `h` of pre-LN Blocks, a final LayerNorm `ln_f` and a language-model
-head `lm_head` tied to `wte` (one Parameter under two names). GPT-2 initialisation: normal(0,
-0.02) weights, residual projections (`c_proj`) scaled by 1/sqrt(2 n_layer), zero biases, all
-from the device's generator. `generate` samples with a per-layer KV cache; `from_pretrained` /
-`save_pretrained` read and write Hugging Face GPT-2 checkpoint folders (config.json +
-model.safetensors) with NumPy alone.
-
-Generation past block_size: the context slides to the last block_size tokens, as in nanoGPT.
-Learned absolute positions move with the window, so no cached key stays valid; the cache is then
-rebuilt from the window at every step (exactly what full recomputation computes). The cache pays
-off for the first block_size tokens.
+GPT-2's decoder: token embeddings `wte` plus learned positions `wpe`, a stack `h` of pre-LN
+Blocks, a final LayerNorm `ln_f` and a head `lm_head` tied to `wte`; GPT-2's initialisation.
+Generation past block_size slides the context to the last block_size tokens, as nanoGPT; the
+positions then move with the window, so the cache is rebuilt at every step.
 
 Glossary for shape comments: B batch, T time, C channels (n_embd), nh heads, hs head size, V vocab.
-Leaves out: the layers (tinylm/nn.py), sampling rules (tinylm/sampling.py), training (tinylm/train.py),
-tokenizers (tinylm/tokenizers.py), the safetensors format (tinylm/safetensors.py).
-Reference: nanoGPT `model.py`, picoGPT `gpt2.py`, Hugging Face `modeling_gpt2.py` (names, Conv1D).
+Reference: nanoGPT `model.py`, picoGPT `gpt2.py`, Hugging Face `modeling_gpt2.py` (names).
 """
 import json
 import math
@@ -26,11 +16,14 @@ from dataclasses import replace, asdict, dataclass, fields
 import numpy as np
 
 from . import backend
-from . import functional as F
-from . import nn
-from .autograd import Tensor, no_grad
+from .functional import core as F
+from .engine import no_grad
+from .nn.attention import Block, KVCache
+from .nn.layers import Dropout, Embedding, LayerNorm, Linear
+from .nn.module import Module, ModuleList
 from .safetensors import read_safetensors, write_safetensors
 from .sampling import sample_next
+from .tensor import Tensor
 
 
 @dataclass
@@ -86,20 +79,20 @@ PRESETS = {
 }
 
 
-class GPT(nn.Module):
+class GPT(Module):
     """GPT-2: forward(idx (B, T), targets=None) -> (logits (B, T, V), loss or None)."""
 
     def __init__(self, config, device="cpu"):
         if isinstance(config, str):
             config = GPTConfig.from_preset(config)
         self.config = c = config
-        self.wte = nn.Embedding(c.vocab_size, c.n_embd, device=device)        # (V, C)
-        self.wpe = nn.Embedding(c.block_size, c.n_embd, device=device)        # (block_size, C)
-        self.drop = nn.Dropout(c.dropout)
-        self.h = nn.ModuleList(nn.Block(c.n_embd, c.n_head, c.dropout, c.bias, device=device)
+        self.wte = Embedding(c.vocab_size, c.n_embd, device=device)        # (V, C)
+        self.wpe = Embedding(c.block_size, c.n_embd, device=device)        # (block_size, C)
+        self.drop = Dropout(c.dropout)
+        self.h = ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias, device=device)
                                for _ in range(c.n_layer))
-        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias, device=device)
-        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False, device=device)
+        self.ln_f = LayerNorm(c.n_embd, bias=c.bias, device=device)
+        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False, device=device)
         self.lm_head.weight = self.wte.weight   # weight tying: the same Parameter object
         self.init_weights()
 
@@ -182,7 +175,7 @@ class GPT(nn.Module):
     def new_kv_cache(self, batch):
         """An empty KVCache for `batch` sequences of up to block_size tokens."""
         c = self.config
-        return nn.KVCache(c.n_layer, batch, c.n_head, c.block_size, c.n_embd // c.n_head,
+        return KVCache(c.n_layer, batch, c.n_head, c.block_size, c.n_embd // c.n_head,
                           device=self.device, dtype=self.wte.weight.dtype)
 
     @no_grad()
