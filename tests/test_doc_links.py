@@ -7,10 +7,9 @@ that the file does not define are dropped; the first remaining name must be a cl
 function defined anywhere in the file (or a top-level assignment), and each further name
 (`KVCache.update`) a function, class or assignment inside the one before it.
 
-The package is being split into smaller modules (tinylm/engine.py, tinylm/tensor.py, the
-tinylm/nn/ package, tinylm/hub.py, tinylm/creation.py). The chapters link the new names; while
-a new file does not exist yet, `MOVED` says where its code lives today, and the name is looked
-up there. Once the file exists it is checked itself, and MOVED's entry is dead weight to delete.
+The chapters link the package's target layout; while a file of it does not exist yet
+(tinylm/hub.py), `MOVED` says where its code lives today, and the name is looked up there.
+Once the file exists it is checked itself, and MOVED's entry is dead weight to delete.
 Also: every numbered chapter has a "Where in the source" box, and no page names a path outside
 the repository.
 """
@@ -27,14 +26,7 @@ CHAPTERS = sorted(DOCS.glob("[01][0-9]-*.md"))
 
 # new layout -> today's file(s), used only while the new file is absent
 MOVED = {
-    "tinylm/engine.py": ["tinylm/autograd.py"],
-    "tinylm/tensor.py": ["tinylm/autograd.py"],
-    "tinylm/creation.py": ["tinylm/__init__.py", "tinylm/autograd.py"],
-    "tinylm/hub.py": ["tinylm/model.py"],
-    "tinylm/compat.py": ["tinylm/__init__.py", "tinylm/autograd.py"],
-    "tinylm/nn/module.py": ["tinylm/nn.py"],
-    "tinylm/nn/layers.py": ["tinylm/nn.py"],
-    "tinylm/nn/attention.py": ["tinylm/nn.py"],
+    "tinylm/hub.py": ["tinylm/model.py"],      # Hugging Face folders: GPT.from_pretrained / save_pretrained today
 }
 # chapters without a "Where in the source" box yet, with the reason
 NO_BOX = {"09-gpu.md": "owned by another session (issue 17 leaves chapter 9 to the GPU work)"}

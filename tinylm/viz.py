@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 
-from tinylm.autograd import Tensor
+from tinylm.tensor import Tensor
 
 __all__ = ["Graph", "draw_graph"]
 
