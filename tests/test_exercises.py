@@ -49,3 +49,15 @@ def test_a_wrong_solution_fails(tmp_path):
     bad.write_text('"""Exercise: wrong on purpose."""\ndef check():\n    assert 1 + 1 == 3\n', encoding="utf-8")
     with pytest.raises(AssertionError):
         _load(bad).check()
+
+
+def test_chapter_2_engine_is_the_size_the_page_says():
+    """Chapter 2 calls its engine "fifty lines": the first code block must stay within that."""
+    import sys
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_docs import markdown_blocks
+    page = REPO / "docs" / "02-autograd.md"
+    assert "an engine in fifty lines" in page.read_text(encoding="utf-8")
+    first = markdown_blocks(page)[0][1]
+    assert "class Tensor" in first and "class Function" in first and "def backward" in first
+    assert len(first.splitlines()) <= 50, "the engine grew: change the heading 'an engine in fifty lines'"
