@@ -298,6 +298,36 @@ def case_remainder(draw, device):
     return (lambda a, b: a % b + 7.3 % b), (a, b)
 
 
+def case_geluerf(draw, device):
+    return (lambda x: F.gelu(x)), (_one(draw, device, -6.0, 6.0),)
+
+
+def case_cumsum(draw, device):
+    x = _one(draw, device, min_dims=1)
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    return (lambda x: x.cumsum(axis) * 1.5), (x,)
+
+
+def case_cumprod(draw, device):
+    x = _one(draw, device, min_dims=1)
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    if draw(st.booleans()):                                    # a zero takes the exact quadratic path
+        zero = np.zeros(x.shape, dtype=bool)
+        zero.flat[draw(st.integers(0, zero.size - 1))] = True
+        return (lambda x: x.masked_fill(tl.tensor(zero, device=device), 0.0).cumprod(axis)), (x,)
+    return (lambda x: x.cumprod(axis)), (x,)
+
+
+def case_einsum(draw, device):
+    eq, shapes = draw(st.sampled_from([
+        ("ij,jk->ik", [(2, 3), (3, 4)]), ("bij,bjk->bik", [(2, 2, 3), (2, 3, 2)]),
+        ("bhqd,bhkd->bhqk", [(1, 2, 3, 2), (1, 2, 4, 2)]), ("i,j->ij", [(3,), (2,)]), ("ii->", [(3, 3)]),
+        ("ij->i", [(2, 3)]), ("ij->", [(2, 3)]), ("ii->i", [(3, 3)]), ("...ij,...jk", [(2, 2, 3), (2, 3, 2)]),
+        ("ij,ij->i", [(2, 3), (2, 3)]), ("ji", [(2, 3)])]))
+    s = draw(seeds)
+    return (lambda *xs: tl.einsum(eq, *xs)), tuple(leaf(values(s + i, sh), device) for i, sh in enumerate(shapes))
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

@@ -2,12 +2,27 @@
 
 Thin wrappers over Tensor methods and ops, with PyTorch's names and argument checks.
 """
+import warnings
+
 import numpy as np
 
 from .. import backend, ops
-from ..ops_extra import Concat, Stack
+from ..ops_extra import Concat, GeluErf, Stack
 from ..tensor import Tensor, same_kind, scalar
 from .core import _check_tensor, _ids
+
+
+def _legacy_reduction(size_average, reduce, reduction, owner):
+    """PyTorch's deprecated size_average/reduce arguments, mapped to reduction as PyTorch maps them."""
+    if size_average is None and reduce is None:
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"{owner}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        return reduction
+    warnings.warn(f"{owner}: size_average and reduce are deprecated; use reduction='mean', 'sum' or 'none'",
+                  stacklevel=3)
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else "mean" if size_average else "sum"
 
 
 def relu(x):
@@ -167,3 +182,101 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         return losses.sum()
     total = float(picked_w.sum())
     return losses.sum() * (1.0 / total) if total else losses.sum() * float("nan")
+
+
+def gelu(input, approximate="none"):
+    """PyTorch's F.gelu: the exact form x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) by default, the tanh form
+    (GPT-2's, ops.Gelu) with approximate='tanh'. tinylm's GPT calls functional.core.gelu, the tanh form."""
+    _check_tensor(input, "input", "gelu")
+    if approximate == "tanh":
+        return ops.Gelu.apply(input)
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GeluErf.apply(input if input.dtype.kind == "f" else input.float())
+
+
+def _class_last(x):
+    """(N, C, d1, ...) -> (N, d1, ..., C): the class axis last, as the fused op and the sums want it."""
+    return x.permute(0, *range(2, x.ndim), 1) if x.ndim > 2 else x
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                  label_smoothing=0.0):
+    """PyTorch's F.cross_entropy: log_softmax over the class axis (axis 1; axis 0 for an unbatched (C,)
+    input), then the negative log-likelihood of the targets.
+
+    input (C,), (N, C) or (N, C, d1, ...); target: class ids of shape (), (N,) or (N, d1, ...), or class
+    probabilities of the input's shape. `weight` (C,) weighs each class ('mean' then divides by the sum of
+    the target weights); `ignore_index` skips those ids; `label_smoothing` e mixes the target with the
+    uniform distribution: (1 - e) target + e / C. A (B, T, C) input with (B, T) targets (the GPT's
+    layout) raises: PyTorch's layout is (B, C, T), and when C == T it is the one taken.
+    """
+    _check_tensor(input, "input", "cross_entropy")
+    if input.ndim < 1 or input.dtype.kind != "f":
+        raise TypeError(f"cross_entropy: input must be floats with a class axis, got shape {input.shape} "
+                        f"and dtype {input.dtype}")
+    reduction = _legacy_reduction(size_average, reduce, reduction, "cross_entropy")
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    cax = 0 if input.ndim == 1 else 1
+    C = input.shape[cax]
+    w = None
+    if weight is not None:
+        w = weight.data if isinstance(weight, Tensor) else backend.to_device(np.asarray(weight), input.device)
+        if tuple(w.shape) != (C,):
+            raise ValueError(f"cross_entropy: weight of shape {tuple(w.shape)} for {C} classes (expected ({C},))")
+        w = w.astype(input.dtype)
+    if isinstance(target, Tensor) and target.dtype.kind == "f":
+        return _soft_cross_entropy(input, target, w, reduction, eps)
+    t = _ids(target, input, "cross_entropy", "target", "input")
+    want = () if input.ndim == 1 else (input.shape[0], *input.shape[2:])
+    if tuple(t.shape) != want:
+        hint = ""
+        if input.ndim >= 3 and tuple(t.shape) == input.shape[:-1]:
+            hint = (f"; this looks like the (B, T, C) layout, with classes last, but PyTorch's (and tinylm's) "
+                    f"F.cross_entropy takes classes on axis 1: flatten to logits.view(-1, {input.shape[-1]}) and "
+                    f"targets.view(-1), or pass logits.transpose(1, 2)")
+        raise ValueError(f"cross_entropy: target of shape {tuple(t.shape)} does not fit input of shape {input.shape} "
+                         f"(expected {want}: input (N, C, d1, ...) with target (N, d1, ...), classes on axis 1)"
+                         + hint)
+    if w is None and not eps:                                  # the fused op: fast, and the GPT's own path
+        flat = _class_last(input) if input.ndim > 1 else input.reshape(1, C)
+        loss = ops.CrossEntropy.apply(flat.reshape(-1, C), t.reshape(-1), ignore_index=ignore_index,
+                                      reduction=reduction)
+        return loss.reshape(t.shape) if reduction == "none" else loss
+    xp = backend.get_array_module(t)
+    logp = _class_last(input.log_softmax(cax))                 # (..., C)
+    valid = t != ignore_index
+    safe = xp.where(valid, t, 0)
+    if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= C):
+        bad = int(safe.min()) if int(safe.min()) < 0 else int(safe.max())
+        raise ValueError(f"cross_entropy: target {bad} is out of bounds for {C} classes")
+    wc = xp.ones(C, dtype=input.dtype) if w is None else w
+    picked_w = xp.where(valid, wc[safe], 0).astype(input.dtype)            # w[y], 0 where ignored
+    coef = (safe[..., None] == xp.arange(C)) * ((1.0 - eps) * picked_w)[..., None]
+    coef = coef + (eps / C) * wc * valid[..., None]                        # (..., C)
+    losses = -(logp * Tensor._make(coef.astype(input.dtype), input.device)).sum(axis=-1)
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    total = float(picked_w.sum())
+    return losses.sum() * (1.0 / total) if total else losses.sum() * float("nan")
+
+
+def _soft_cross_entropy(input, target, w, reduction, eps):
+    """cross_entropy with class-probability targets of the input's shape: -sum_c w_c p_c log q_c."""
+    if target.shape != input.shape:
+        raise ValueError(f"cross_entropy: class-probability target of shape {target.shape} must have the "
+                         f"input's shape {input.shape}")
+    cax = 0 if input.ndim == 1 else 1
+    C = input.shape[cax]
+    p = target if not eps else target * (1.0 - eps) + eps / C
+    prod = input.log_softmax(cax) * p.to(input.dtype)
+    if w is not None:
+        prod = prod * Tensor._make(w.reshape((C,) + (1,) * (input.ndim - cax - 1)), input.device)
+    losses = -prod.sum(axis=cax)
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
+from ..functional.extra import _legacy_reduction
 from ..tensor import Tensor
 from . import init
 from .layers import _positive_int, _uniform
@@ -109,16 +110,15 @@ class ModuleDict(Module):
         return self._dict.items()
 
 class GELU(Module):
-    """GPT-2's GELU, tanh form: torch's `nn.GELU(approximate="tanh")` (the exact erf form is not implemented)."""
+    """PyTorch's nn.GELU: the exact erf form by default, GPT-2's tanh form with approximate='tanh'."""
 
-    def __init__(self, approximate="tanh"):
-        if approximate != "tanh":
-            raise ValueError(f"GELU: only the tanh approximation is implemented (approximate='tanh'), "
-                             f"got approximate={approximate!r}")
+    def __init__(self, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, x):
-        return F.gelu(x)
+        return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self):
         return f"approximate={self.approximate!r}"
@@ -202,21 +202,6 @@ for _name in ("apply", "requires_grad_", "cpu", "float", "double"):
 
 
 # ============================================================================ helpers
-def _legacy_reduction(size_average, reduce, reduction, owner):
-    """PyTorch's deprecated size_average/reduce arguments, mapped to reduction as PyTorch maps them."""
-    if size_average is None and reduce is None:
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{owner}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        return reduction
-    warnings.warn(f"{owner}: size_average and reduce are deprecated; use reduction='mean', 'sum' or 'none'",
-                  stacklevel=3)
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    return "none" if not reduce else "mean" if size_average else "sum"
-
-
-
-
 # ============================================================================ losses
 class CrossEntropyLoss(Module):
     """F.cross_entropy as a layer: `CrossEntropyLoss()(logits, targets)` (PyTorch's CrossEntropyLoss).
