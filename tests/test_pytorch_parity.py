@@ -387,3 +387,57 @@ def test_cuda_seed_and_sync_functions_run_without_a_gpu():
     assert tl.cuda.is_bf16_supported() is False
     with pytest.raises(ValueError, match="non-negative int"):
         tl.cuda.manual_seed(-1)
+
+
+# ---------------------------------------------------------------------------- more silent differences, closed
+def test_functional_attention_is_causal_aligns_top_left_as_pytorch(device):
+    q, k = tl.ones(1, 1, 2, 2, device=device), tl.ones(1, 1, 3, 2, device=device)
+    v = tl.arange(6, device=device).float().view(1, 1, 3, 2)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True).numpy()
+    # equal scores: query 0 averages key 0 only, query 1 keys 0 and 1 (PyTorch's tril(ones(L, S)))
+    np.testing.assert_allclose(out[0, 0], [[0.0, 1.0], [1.0, 2.0]], rtol=1e-6)
+    from tinylm.functional import core                         # the GPT's (KV cache) rule: aligned to the last key
+    np.testing.assert_allclose(core.scaled_dot_product_attention(q, k, v, is_causal=True).numpy()[0, 0],
+                               [[1.0, 2.0], [2.0, 3.0]], rtol=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        F.scaled_dot_product_attention(q, k, v, attn_mask=tl.ones(2, 3, device=device).bool(), is_causal=True)
+
+
+def test_cross_entropy_mean_with_every_target_ignored_is_nan(device):
+    loss = F.cross_entropy(tl.zeros(2, 3, device=device), tl.tensor([-100, -100], device=device))
+    assert np.isnan(float(loss))                              # 0 / 0, as PyTorch
+    assert float(F.cross_entropy(tl.zeros(2, 3, device=device), tl.tensor([-100, -100], device=device),
+                                 reduction="sum")) == 0.0
+
+
+def test_softmax_without_dim_takes_pytorchs_implicit_axis():
+    z = np.random.default_rng(4).standard_normal((2, 3, 4))
+    with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
+        got = F.softmax(tl.tensor(z))                         # 3-d: PyTorch's old rule picks axis 0
+    np.testing.assert_allclose(got.numpy(), np.exp(np_log_softmax(z, 0)), rtol=1e-12)
+    with pytest.warns(UserWarning, match="log_softmax"):
+        got = F.log_softmax(tl.tensor(z[0]))                  # 2-d: axis 1
+    np.testing.assert_allclose(got.numpy(), np_log_softmax(z[0], 1), rtol=1e-12)
+    np.testing.assert_allclose(F.softmax(tl.tensor(z), dim=-1).numpy(), np.exp(np_log_softmax(z, -1)), rtol=1e-12)
+    np.testing.assert_allclose(F.softmax(tl.tensor(z), axis=1).numpy(), np.exp(np_log_softmax(z, 1)), rtol=1e-12)
+
+
+def test_norm_logsumexp_amax_and_new_tensors():
+    a = np.random.default_rng(6).standard_normal((3, 4))
+    x = tl.tensor(a)
+    assert float(x.norm()) == pytest.approx(np.sqrt((a * a).sum()), rel=1e-12)
+    np.testing.assert_allclose(tl.norm(x, dim=1).numpy(), np.sqrt((a * a).sum(1)), rtol=1e-12)
+    np.testing.assert_allclose(x.norm(p=1, dim=0, keepdim=True).numpy(), np.abs(a).sum(0, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(x.logsumexp(1).numpy(), np.log(np.exp(a).sum(1)), rtol=1e-12)
+    assert float(tl.logsumexp(tl.tensor([[-np.inf, -np.inf]]), 1)[0]) == -np.inf
+    np.testing.assert_array_equal(x.amax(1).numpy(), a.max(1))
+    assert float(x.amin()) == a.min()
+    assert x.mT.shape == (4, 3) and x.type_as(tl.zeros(1)).dtype == np.float32
+    assert x.new_zeros(2, 3).dtype == np.float64 and x.new_ones((2,)).shape == (2,)
+    assert x.new_full((2,), 7.0).tolist() == [7.0, 7.0] and x.new_tensor([1, 2]).dtype == np.float64
+    assert tl.empty(2, 3).shape == (2, 3) and tl.empty(2, dtype=tl.int64).dtype == np.int64
+    xg = tl.tensor(a, requires_grad=True)
+    gradcheck(lambda t: t.logsumexp(1) * tl.tensor([1.0, 2.0, 3.0], dtype=np.float64), xg)
+    gradcheck(lambda t: t.norm(dim=1), xg)
+    with pytest.raises(ValueError, match="only p=2"):
+        x.norm(p=3)

@@ -21,9 +21,9 @@ from .compat import (ValuesIndices, Histogram, allclose, equal, histogram, amp, 
                      abs, clamp, reshape, flatten, unsqueeze, squeeze, transpose, permute, matmul, topk, gather,
                      unbind, chunk, split, var, std, masked_fill, numel, all, any, sort, argsort, kthvalue, median,
                      cumsum, cumprod, flip, roll, t, index_select, tile, bmm, outer, pow, einsum, compile, autocast,
-                     bfloat16)
+                     bfloat16, logsumexp, norm)
 from .creation import (tensor, from_numpy, zeros, ones, full, Generator, randn, rand, multinomial, randint, arange,
-                       linspace, zeros_like, ones_like, full_like, randn_like, rand_like, tril, triu, randperm)
+                       linspace, zeros_like, ones_like, full_like, randn_like, rand_like, tril, triu, randperm, empty)
 from .engine import Function, no_grad, enable_grad, is_grad_enabled, sum_to, OPS
 from .functional import cat, concat, stack, where
 from .gradcheck import gradcheck, GradcheckError
@@ -45,5 +45,5 @@ __all__ = [
     "F", "functional", "backend", "optim", "data", "checkpoint", "nn", "train",
     "sampling", "safetensors", "tokenizers", "GPT", "GPTConfig", "PRESETS", "sample_next", "CharTokenizer",
     "BPETokenizer", "float32", "float64", "int32", "int64", "long", "bool_", "bool", "randperm", "pow", "einsum",
-    "compile", "autocast", "bfloat16", "backends", "utils",
+    "compile", "autocast", "bfloat16", "backends", "utils", "empty", "logsumexp", "norm",
 ]

@@ -630,7 +630,7 @@ METHOD_FORMS = ("sum", "mean", "max", "min", "argmax", "argmin", "exp", "log", "
                 "softmax", "log_softmax", "abs", "clamp", "reshape", "flatten", "unsqueeze", "squeeze",
                 "transpose", "permute", "matmul", "topk", "gather", "unbind", "chunk", "split", "var", "std",
                 "masked_fill", "numel", "all", "any", "sort", "argsort", "kthvalue", "median", "cumsum", "cumprod",
-                "flip", "roll", "t", "index_select", "tile", "bmm", "outer")
+                "flip", "roll", "t", "index_select", "tile", "bmm", "outer", "logsumexp", "norm")
 
 
 # ---------------------------------------------------------------------------- sorting, scans, shapes
@@ -896,6 +896,71 @@ for _name, _fn in {
     setattr(Tensor, _name, _fn)
 
 
+# ---------------------------------------------------------------------------- small PyTorch conveniences
+def _norm(self, p="fro", dim=None, keepdim=False):
+    """The 2-norm (p=2 or 'fro') of all elements or along `dim`; p=1 the sum of |x| (PyTorch's norm)."""
+    axis = _axis(None, self.ndim, "norm", dim, many=True)
+    if p in (2, 2.0, "fro"):
+        return ops.Sqrt.apply(floats(self * self).sum(axis, keepdim), zero_at_zero=True)
+    if p in (1, 1.0):
+        return abs(floats(self)).sum(axis, keepdim)
+    raise ValueError(f"norm: only p=2 ('fro') and p=1 are supported, got p={p!r}")
+
+
+def _logsumexp(self, dim, keepdim=False):
+    """log(sum(exp(x))) along `dim`, stable (the maximum taken out first), as PyTorch's logsumexp."""
+    axis = _axis(None, self.ndim, "logsumexp", dim, many=True)
+    x = floats(self)
+    m = x.detach().amax(axis if axis is not None else (), keepdim=True)
+    m = m.masked_fill(~(abs(m) < float("inf")), 0.0)         # an all -inf row stays -inf, not nan
+    out = (x - m).exp().sum(axis, keepdims=True).log() + m
+    return out if keepdim else out.reshape(tuple(n for i, n in enumerate(out.shape) if i not in (axis or ())))
+
+
+def _amax(name):
+    def method(self, dim=(), keepdim=False):
+        axis = _axis(None, self.ndim, name, dim if dim != () else None, many=True)
+        return getattr(self, name[1:])(axis=axis, keepdims=builtins.bool(keepdim))   # NumPy's form: values only
+    method.__name__ = name
+    method.__doc__ = f"The {name[1:]}imum over `dim` (all axes by default), values only, as PyTorch's {name}."
+    return method
+
+
+def _type_as(self, other):
+    """Self cast to `other`'s dtype (PyTorch's type_as)."""
+    return self.to(other.dtype)
+
+
+def _new(fill):
+    def method(self, *size, dtype=None, device=None, requires_grad=False):
+        """A new tensor of `size`, filled, with this tensor's dtype and device unless given (PyTorch's new_*)."""
+        shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+        value = fill if fill is not None else shape[-1]
+        shape = shape if fill is not None else shape[:-1]
+        xp = backend.array_module(device or self.device)
+        data = xp.full(shape, value, dtype=np.dtype(dtype or self.dtype))
+        return Tensor(data, device=device or self.device, requires_grad=requires_grad)
+    return method
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    """A new tensor from `data`, with this tensor's dtype and device unless given."""
+    return Tensor(data.data if isinstance(data, Tensor) else np.asarray(data), device=device or self.device,
+                  dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+    """A new tensor of `size` filled with `fill_value`, with this tensor's dtype and device unless given."""
+    return _new(fill_value)(self, size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+for _name, _fn in {"norm": _norm, "logsumexp": _logsumexp, "amax": _amax("amax"), "amin": _amax("amin"),
+                   "type_as": _type_as,
+                   "mT": property(lambda self: self.transpose(-2, -1), doc="The last two axes swapped."),
+                   "new_zeros": _new(0), "new_ones": _new(1), "new_full": _new_full, "new_tensor": _new_tensor}.items():
+    setattr(Tensor, _name, _fn)
+
+
 # ---------------------------------------------------------------------------- more function forms
 sort = _method("sort")
 argsort = _method("argsort")
@@ -906,6 +971,8 @@ cumprod = _method("cumprod")
 flip = _method("flip")
 roll = _method("roll")
 t = _method("t")
+logsumexp = _method("logsumexp")
+norm = _method("norm")
 index_select = _method("index_select")
 tile = _method("tile")
 bmm = _method("bmm")

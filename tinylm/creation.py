@@ -55,6 +55,11 @@ def zeros(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
     return _factory(lambda xp, s, d: xp.zeros(s, dtype=d), shape, dtype, device, requires_grad, size)
 
 
+def empty(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
+    """torch.empty's shape and arguments; filled with zeros here, so no result depends on leftover memory."""
+    return zeros(*shape, size=size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
 def ones(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
     """A tensor of ones; float32 unless `dtype`."""
     return _factory(lambda xp, s, d: xp.ones(s, dtype=d), shape, dtype, device, requires_grad, size)

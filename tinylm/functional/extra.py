@@ -9,6 +9,7 @@ import numpy as np
 from .. import backend, ops
 from ..ops_extra import Concat, GeluErf, Stack
 from ..tensor import Tensor, same_kind, scalar
+from . import core
 from .core import _check_tensor, _ids
 
 
@@ -43,16 +44,27 @@ def sigmoid(x):
     return x.sigmoid()
 
 
-def softmax(x, axis=-1, *, dim=None):
-    """exp(x) / sum(exp(x)) along `axis` (PyTorch: `dim`), stable for large logits."""
-    _check_tensor(x, "x", "softmax")
-    return x.softmax(axis, dim=dim)
+def _along(x, dim, axis, name, dtype):
+    """The axis of F.softmax / F.log_softmax: `dim` or `axis`; neither is PyTorch's implicit choice (warned)."""
+    _check_tensor(x, "input", name)
+    if dim is not None and axis is not None:
+        raise TypeError(f"{name}(): give dim or axis, not both")
+    dim = axis if dim is None else dim
+    x = x if dtype is None else x.to(dtype)
+    return x, (_implicit_dim(name, x.ndim, stacklevel=4) if dim is None else dim)
 
 
-def log_softmax(x, axis=-1, *, dim=None):
-    """x - logsumexp(x) along `axis` (PyTorch: `dim`), stable for large logits."""
-    _check_tensor(x, "x", "log_softmax")
-    return x.log_softmax(axis, dim=dim)
+def softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    """exp(x) / sum(exp(x)) along `dim` (or `axis`), stable for large logits. As PyTorch, with no dim the
+    axis is its old implicit choice (0 for 0-, 1- and 3-d inputs, else 1), with its warning: pass dim."""
+    x, dim = _along(input, dim, axis, "softmax", dtype)
+    return x.softmax(dim)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    """x - logsumexp(x) along `dim` (or `axis`), stable; no dim: PyTorch's implicit choice, warned."""
+    x, dim = _along(input, dim, axis, "log_softmax", dtype)
+    return x.log_softmax(dim)
 
 
 def one_hot(ids, num_classes=-1):
@@ -195,6 +207,30 @@ def gelu(input, approximate="none"):
     return GeluErf.apply(input if input.dtype.kind == "f" else input.float())
 
 
+def _implicit_dim(name, ndim, stacklevel=3):
+    """PyTorch's old rule for Softmax(dim=None): axis 0 for 0-, 1- and 3-d inputs, else 1 (with its warning)."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
+                  "dim=X as an argument.", stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False, *, training=True, return_weights=False):
+    """PyTorch's F.scaled_dot_product_attention: as functional.core's (which the GPT calls), except that
+    `is_causal` with fewer queries than keys aligns the mask to the first key (query i sees keys 0..i,
+    PyTorch's top-left rule), where the core aligns it to the last (a KV cache's rule)."""
+    if enable_gqa:
+        raise ValueError("scaled_dot_product_attention: enable_gqa (grouped-query attention) is not supported")
+    t_q, t_k = query.shape[-2], key.shape[-2]
+    if is_causal and t_q != t_k:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal=True, not both")
+        xp = backend.get_array_module(query.data)
+        attn_mask, is_causal = xp.tril(xp.ones((t_q, t_k), dtype=bool)), False
+    return core.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
+                                             training=training, return_weights=return_weights)
+
+
 def _class_last(x):
     """(N, C, d1, ...) -> (N, d1, ..., C): the class axis last, as the fused op and the sums want it."""
     return x.permute(0, *range(2, x.ndim), 1) if x.ndim > 2 else x
@@ -244,6 +280,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         flat = _class_last(input) if input.ndim > 1 else input.reshape(1, C)
         loss = ops.CrossEntropy.apply(flat.reshape(-1, C), t.reshape(-1), ignore_index=ignore_index,
                                       reduction=reduction)
+        if reduction == "mean" and not bool((t != ignore_index).any()):
+            return loss * float("nan")                         # every target ignored: 0 / 0, as PyTorch
         return loss.reshape(t.shape) if reduction == "none" else loss
     xp = backend.get_array_module(t)
     logp = _class_last(input.log_softmax(cax))                 # (..., C)

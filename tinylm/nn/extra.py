@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
-from ..functional.extra import _legacy_reduction
+from ..functional.extra import _implicit_dim, _legacy_reduction
 from ..tensor import Tensor
 from . import init
 from .layers import _positive_int, _uniform
@@ -273,13 +273,6 @@ class MSELoss(Module):
 
 
 # ============================================================================ shapes
-def _implicit_dim(name, ndim):
-    """PyTorch's old rule for Softmax(dim=None): axis 0 for 0-, 1- and 3-d inputs, else 1 (with its warning)."""
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
-                  "dim=X as an argument.", stacklevel=3)
-    return 0 if ndim in (0, 1, 3) else 1
-
-
 class _AlongDim(Module):
     """A function of F applied along `dim` (`fn`, its name); dim=None is PyTorch's implicit choice."""
 
