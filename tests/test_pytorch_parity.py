@@ -441,3 +441,56 @@ def test_norm_logsumexp_amax_and_new_tensors():
     gradcheck(lambda t: t.norm(dim=1), xg)
     with pytest.raises(ValueError, match="only p=2"):
         x.norm(p=3)
+
+
+# ---------------------------------------------------------------------------- the audit table is true to the code
+def _audit_names():
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "11-pytorch.md").read_text()
+    table = text.split("## The audit: every name tinylm shares with PyTorch")[1].split("\n## ")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    return [n for row in rows for n in re.findall(r"`([^`]+)`", row.split(" | ")[0])]
+
+
+TINYLM_ONLY = {"GPT", "GPTConfig", "PRESETS", "sample_next", "CharTokenizer", "BPETokenizer", "backend", "sampling",
+               "safetensors", "tokenizers", "train", "data", "checkpoint", "get_array_module", "parse_device",
+               "gpu_available", "sum_to", "GradcheckError", "F", "functional", "nn", "optim", "utils", "bool_",
+               "MLP", "KVCache", "CausalSelfAttention", "Block", "IncompatibleKeys", "Tensor", "causal_mask",
+               "causal_self_attention", "masked_fill"}
+
+
+def test_every_name_in_the_audit_table_exists():
+    where = {"tl": tl, "x": tl.Tensor, "F": F, "nn": nn, "optim": tl.optim}
+    assert len(_audit_names()) > 150                           # the table was found and parsed
+    missing = []
+    for name in _audit_names():
+        head, _, rest = name.partition(".")
+        obj = where.get(head)
+        for part in rest.split("."):
+            obj = getattr(obj, part, None)
+        if obj is None:
+            missing.append(name)
+    assert not missing, f"the audit table names what tinylm lacks: {missing}"
+
+
+def test_every_shared_public_name_is_in_the_audit_table():
+    listed = set(_audit_names())
+    missing = [f"tl.{n}" for n in tl.__all__ if n not in TINYLM_ONLY and f"tl.{n}" not in listed]
+    missing += [f"F.{n}" for n in F.__all__ if n not in TINYLM_ONLY and f"F.{n}" not in listed]
+    missing += [f"nn.{n}" for n in nn.__all__ if n not in TINYLM_ONLY and f"nn.{n}" not in listed]
+    assert not missing, f"public names missing from the audit table in docs/11-pytorch.md: {missing}"
+
+
+def test_nn_utils_clip_grad_norm_returns_a_tensor_as_pytorch():
+    p = tl.ones(2, requires_grad=True)
+    (p * 3.0).sum().backward()
+    norm = nn.utils.clip_grad_norm_(p, 1.0)                   # one tensor is accepted, as PyTorch
+    assert isinstance(norm, tl.Tensor) and norm.shape == () and norm.dtype == np.float32
+    assert norm.item() == pytest.approx(math.sqrt(18.0), rel=1e-6)
+    np.testing.assert_allclose(p.grad, [1 / math.sqrt(2)] * 2, rtol=1e-5)
+    with pytest.raises(ValueError, match="only the L2 norm"):
+        nn.utils.clip_grad_norm_(p, 1.0, norm_type=1)
+    p.grad = np.array([np.inf, 1.0], dtype=np.float32)
+    with pytest.raises(RuntimeError, match="non-finite"):
+        nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)

@@ -152,10 +152,19 @@ class utils:
     """`nn.utils.clip_grad_norm_`, where PyTorch keeps it (the same function as tinylm.optim's)."""
 
     @staticmethod
-    def clip_grad_norm_(parameters, max_norm, eps=1e-6):
-        """Scale all gradients together so their global L2 norm is at most max_norm; the norm before (a float)."""
+    def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+        """Scale all gradients together so their global L2 norm is at most max_norm; the norm before, as a
+        0-d float32 Tensor (PyTorch's type; tinylm.optim.clip_grad_norm_ returns a float)."""
         from ..optim import clip_grad_norm_
-        return clip_grad_norm_(parameters, max_norm, eps)
+        if norm_type not in (2, 2.0):
+            raise ValueError(f"clip_grad_norm_: only the L2 norm (norm_type=2) is supported, got {norm_type!r}")
+        if isinstance(parameters, Tensor):
+            parameters = [parameters]
+        total = clip_grad_norm_(parameters, max_norm)
+        if error_if_nonfinite and not math.isfinite(total):
+            raise RuntimeError(f"The total norm of order {float(norm_type)} for gradients from `parameters` is "
+                               "non-finite, so it cannot be clipped (error_if_nonfinite=True)")
+        return Tensor(np.asarray(total, dtype=np.float32))
 
 
 class _ModuleMethods:
