@@ -174,20 +174,30 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if tuple(t.shape) != want:
         raise ValueError(f"nll_loss: target of shape {tuple(t.shape)} does not fit input of shape {input.shape} "
                          f"(expected {want}: PyTorch's layout, classes on axis 1)")
+    w = None if weight is None else (weight.data if isinstance(weight, Tensor)
+                                     else backend.to_device(np.asarray(weight), input.device))
+    if w is not None and tuple(w.shape) != (C,):
+        raise ValueError(f"nll_loss: weight of shape {tuple(w.shape)} for {C} classes (expected ({C},))")
+    return _weighted_nll(logp, t, w, ignore_index, reduction, 0.0, "nll_loss")
+
+
+def _weighted_nll(logp, t, w, ignore_index, reduction, eps, fn):
+    """-sum_c coef_c logp_c per target, for class-last log-probabilities logp (..., C) and ids t (...):
+    coef = (1 - eps) w[t] at the target plus eps / C w_c everywhere (label smoothing), 0 where t is
+    ignored; 'mean' divides by the sum of the target weights (nan when every target is ignored)."""
+    C = logp.shape[-1]
     xp = backend.get_array_module(t)
     valid = t != ignore_index
     safe = xp.where(valid, t, 0)
     if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= C):
         bad = int(safe.min()) if int(safe.min()) < 0 else int(safe.max())
-        raise ValueError(f"nll_loss: target {bad} is out of bounds for {C} classes")
-    w = xp.ones(C, dtype=input.dtype) if weight is None else (weight.data if isinstance(weight, Tensor)
-                                                               else backend.to_device(np.asarray(weight), input.device))
-    if tuple(w.shape) != (C,):
-        raise ValueError(f"nll_loss: weight of shape {tuple(w.shape)} for {C} classes (expected ({C},))")
-    w = w.astype(input.dtype)
-    picked_w = xp.where(valid, w[safe], 0).astype(input.dtype)            # weight of each target, 0 if ignored
-    mask = (safe[..., None] == xp.arange(C)) * picked_w[..., None]        # (..., C): the weight at the target
-    losses = -(logp * Tensor._make(mask.astype(input.dtype), input.device)).sum(axis=-1)   # (N, d1, ...)
+        raise ValueError(f"{fn}: target {bad} is out of bounds for {C} classes")
+    wc = xp.ones(C, dtype=logp.dtype) if w is None else w.astype(logp.dtype)
+    picked_w = xp.where(valid, wc[safe], 0).astype(logp.dtype)             # w[t], 0 where ignored
+    coef = (safe[..., None] == xp.arange(C)) * ((1.0 - eps) * picked_w)[..., None]
+    if eps:
+        coef = coef + (eps / C) * wc * valid[..., None]                    # (..., C)
+    losses = -(logp * Tensor._make(coef.astype(logp.dtype), logp.device)).sum(axis=-1)   # (N, d1, ...)
     if reduction == "none":
         return losses
     if reduction == "sum":
@@ -283,24 +293,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         if reduction == "mean" and not bool((t != ignore_index).any()):
             return loss * float("nan")                         # every target ignored: 0 / 0, as PyTorch
         return loss.reshape(t.shape) if reduction == "none" else loss
-    xp = backend.get_array_module(t)
     logp = _class_last(input.log_softmax(cax))                 # (..., C)
-    valid = t != ignore_index
-    safe = xp.where(valid, t, 0)
-    if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= C):
-        bad = int(safe.min()) if int(safe.min()) < 0 else int(safe.max())
-        raise ValueError(f"cross_entropy: target {bad} is out of bounds for {C} classes")
-    wc = xp.ones(C, dtype=input.dtype) if w is None else w
-    picked_w = xp.where(valid, wc[safe], 0).astype(input.dtype)            # w[y], 0 where ignored
-    coef = (safe[..., None] == xp.arange(C)) * ((1.0 - eps) * picked_w)[..., None]
-    coef = coef + (eps / C) * wc * valid[..., None]                        # (..., C)
-    losses = -(logp * Tensor._make(coef.astype(input.dtype), input.device)).sum(axis=-1)
-    if reduction == "none":
-        return losses
-    if reduction == "sum":
-        return losses.sum()
-    total = float(picked_w.sum())
-    return losses.sum() * (1.0 / total) if total else losses.sum() * float("nan")
+    return _weighted_nll(logp, t, w, ignore_index, reduction, eps, "cross_entropy")
 
 
 def _soft_cross_entropy(input, target, w, reduction, eps):
