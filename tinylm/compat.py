@@ -3,9 +3,13 @@
 Attaches to Tensor, when the package is imported (as DeZero's `setup_variable` does), the
 methods a GPT does not need: `//`, `%`, the in-place operators and item assignment (outside the
 graph), `&`, `|`, `^`, `~`, `any`, `all`, `clamp`, `log10`, `gather`, `topk`, `chunk`, `unbind`,
-and `max`/`min` with a `dim`, which return (values, indices) as torch.return_types do. Then the
-function forms (`tl.sum(x, 1)` for `x.sum(1)`), `allclose`, `equal`, `histogram`, the dtype
-names, and stand-ins for `torch.cuda` and `torch.amp` on a machine without mixed precision.
+and `max`/`min` with a `dim`, `sort`, `kthvalue`, `median`, which return (values, indices) as
+torch.return_types do; `argsort`, `cumsum`, `cumprod`, `flip`, `roll`, `t`, `index_select`,
+`repeat`, `tile`, `bmm`, `outer`, `norm`, `logsumexp`, and the in-place `copy_`, `zero_`,
+`fill_`, `normal_`, `uniform_`, `masked_fill_`, `clamp_`, `add_`, ... Then the function forms
+(`tl.sum(x, 1)` for `x.sum(1)`), `pow`, `einsum`, `allclose`, `equal`, `histogram`, the dtype
+names (`bfloat16` only as a name), and stand-ins for `torch.cuda`, `torch.amp`, `autocast` and
+`compile` on a machine without mixed precision or a compiler.
 
 Reference: the PyTorch API (names, defaults, return types).
 """

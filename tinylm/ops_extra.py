@@ -1,8 +1,9 @@
 """The ops the GPT does not need: one Function each, forward and backward side by side, as in ops.py.
 
-Concat, Stack, Relu, Sigmoid, Abs, Var, BroadcastTo (Tensor.expand) and Remainder (%): what
-PyTorch code calls beyond the GPT's path. They are registered like the core's ops, and each has
-its float64 gradient case in tests/test_ops.py.
+Concat, Stack, Relu, Sigmoid, Abs, Var, BroadcastTo (Tensor.expand), Remainder (%), GeluErf
+(PyTorch's default, exact GELU), Cumsum, Cumprod and Einsum: what PyTorch code calls beyond the
+GPT's path. They are registered like the core's ops, and each has its float64 gradient case in
+tests/test_ops.py.
 """
 import builtins
 import math
