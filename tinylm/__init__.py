@@ -24,6 +24,8 @@ from .autograd import (Tensor, Function, no_grad, enable_grad, is_grad_enabled, 
 from .functional import cat, concat, stack, where
 from .backend import manual_seed, gpu_available, get_array_module, parse_device
 from .gradcheck import gradcheck, GradcheckError
+from . import cuda_kernels  # outer ring: fused CuPy kernels, off unless TINYLM_FUSED=1
+from .cuda_kernels import use_fused_kernels
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ Reference: DeZero `functions.py`, Chainer `functions/`, the PyTorch docs for sem
 import math
 
 from .autograd import Function, register, sum_to
-from .backend import get_array_module, scatter_add, add_rows, get_generator, device_of, to_device
+from .backend import get_array_module, scatter_add, add_rows, get_generator, device_of, to_device, fused_kernel
 
 
 def _shape(x):
@@ -469,6 +469,8 @@ class Gelu(Function):
     """
 
     def forward(self, x):
+        if (fused := fused_kernel("gelu", x)) is not None:
+            return fused.gelu_forward(self, x)
         xp = get_array_module(x)
         self.shape = x.shape
         x = x.reshape(-1)                      # 1-D, so in-place steps never meet NumPy scalars
@@ -484,6 +486,8 @@ class Gelu(Function):
         return y.reshape(self.shape)
 
     def backward(self, g):
+        if getattr(self, "_fused", None) is not None:
+            return self._fused.gelu_backward(self, g)
         xp = get_array_module(g)
         x, d, y = self.x, self.d, self.y
         # dy/dx = s (1 + 2 k x (1 - s)(1 + 3c x^2)) = s + y (1 - s)(2k + 6kc x^2), since y = x s
@@ -502,6 +506,8 @@ class Gelu(Function):
 @register
 class Softmax(Function):
     def forward(self, x):
+        if (fused := fused_kernel("softmax", x)) is not None:
+            return fused.softmax_forward(self, x)
         xp = get_array_module(x)
         y = x - x.max(axis=self.axis, keepdims=True)
         xp.exp(y, out=y)
@@ -510,6 +516,8 @@ class Softmax(Function):
         return y
 
     def backward(self, g):
+        if getattr(self, "_fused", None) is not None:
+            return self._fused.softmax_backward(self, g)
         y = self.y
         gx = g * y
         gx -= y * gx.sum(axis=self.axis, keepdims=True)
@@ -538,6 +546,8 @@ class LayerNorm(Function):
     """
 
     def forward(self, x, weight, bias):
+        if (fused := fused_kernel("layer_norm", x)) is not None:
+            return fused.layer_norm_forward(self, x, weight, bias)
         xp = get_array_module(x)
         shape, c = x.shape, x.shape[-1]
         x = x.reshape(-1, c)                                   # (N, C)
@@ -559,6 +569,8 @@ class LayerNorm(Function):
         return y.reshape(shape)
 
     def backward(self, g):
+        if getattr(self, "_fused", None) is not None:
+            return self._fused.layer_norm_backward(self, g)
         xp = get_array_module(g)
         xhat, rstd, w = self.xhat, self.rstd, self.weight
         g = g.reshape(xhat.shape)                              # (N, C)
@@ -659,6 +671,8 @@ def _attend(q, k, v, mask, scale, dropout_p):
     Returns (out, weights, dropout mask, q * scale); the scale is applied to q, the smaller
     array, and the scaled q is what backward needs for k's gradient.
     """
+    if (fused := fused_kernel("attend", q)) is not None:
+        return fused.attend(q, k, v, mask, scale, dropout_p)
     xp = get_array_module(q)
     qs = q * scale                                             # (B, nh, T, hs)
     att = qs @ xp.swapaxes(k, -1, -2)                          # (B, nh, T, S)
@@ -682,6 +696,8 @@ def _attend(q, k, v, mask, scale, dropout_p):
 
 def _attend_backward(g, qs, k, v, att, drop, scale):
     """Gradients of _attend's output for q, k, v (softmax backward written out)."""
+    if (fused := fused_kernel("attend", g)) is not None:
+        return fused.attend_backward(g, qs, k, v, att, drop, scale)
     xp = get_array_module(g)
     used = att * drop if drop is not None else att
     gv = xp.swapaxes(used, -1, -2) @ g                         # (B, nh, S, hs)
@@ -769,6 +785,8 @@ class CrossEntropy(Function):
     """
 
     def forward(self, logits, targets):
+        if (fused := fused_kernel("cross_entropy", logits)) is not None:
+            return fused.cross_entropy_forward(self, logits, targets)
         xp = get_array_module(logits)
         n, v = logits.shape
         valid = targets != self.ignore_index
@@ -796,6 +814,8 @@ class CrossEntropy(Function):
         return total / max(self.count, 1)
 
     def backward(self, g):
+        if getattr(self, "_fused", None) is not None:
+            return self._fused.cross_entropy_backward(self, g)
         xp = get_array_module(g)
         p, safe, valid = self.p, self.safe, self.valid
         gx = p.copy() if self.retained else p                  # reuse softmax's buffer when we may
