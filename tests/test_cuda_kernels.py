@@ -4,6 +4,7 @@
 2. g++ builds the same source for the CPU (tests/cuda_harness), and every fused op, run
    through the core ops on the strict device with the kernels switched on, matches the
    generic NumPy path (the switch off) within float32 rounding, edge values included.
+   Where CuPy finds a GPU, the same tests also run the kernels there against the generic CuPy path.
 3. A deliberately broken kernel fails both: a compile error, and wrong numbers.
 Skips, with the reason, where CuPy/NVRTC or g++ are missing (`.ci/kernels.sh` installs them).
 """
@@ -33,31 +34,52 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*encountered:RuntimeWarning")  
 EDGE = np.array([0.0, -0.0, 1e30, -1e30, 88.0, -88.0, 20.5, -20.5, np.inf, -np.inf, np.nan, 1e-3], np.float32)
 
 
+# where the kernels run: on the CPU (g++ build, strict device arrays), and on a real GPU when there is one
+KERNEL_DEVICES = ["strict"] + (["cuda:0"] if tl.gpu_available() else [])
+DEV = "strict"                  # the device the helpers below make arrays on, set by the `target` fixture
+
+
 @pytest.fixture(scope="module")
-def launcher(tmp_path_factory):
+def cpu_launcher(tmp_path_factory):
     if NO_GXX:
         pytest.skip(NO_GXX)
     return harness.build(cuda_kernels.SOURCE, tmp_path_factory.mktemp("kernels"))
 
 
+@pytest.fixture(params=KERNEL_DEVICES)
+def target(request):
+    """(launcher, array type) of a device the kernels run on; the helpers make arrays there."""
+    global DEV
+    DEV = request.param
+    if DEV == "strict":
+        return request.getfixturevalue("cpu_launcher"), strict.StrictArray
+    import cupy
+    return cuda_kernels.CupyLauncher(), cupy.ndarray
+
+
 @pytest.fixture
-def fused(launcher):
-    """Run `fn()` with the kernels off and on (the CPU build, strict arrays); both results, as NumPy."""
-    def both(fn, seed=0):
-        results = []
-        for on in (False, True):
-            cuda_kernels.use_fused_kernels(on, launcher=launcher, array_type=strict.StrictArray)
-            tl.manual_seed(seed)
-            before = launcher.launches
-            try:
-                out = fn()
-            finally:
-                cuda_kernels.use_fused_kernels(False)
-            if on:
-                assert launcher.launches > before, "the fused path launched no kernel"
-            results.append([backend.to_numpy(getattr(o, "data", o)) if o is not None else None for o in out])
-        return results
-    return both
+def fused(target):
+    """Run `fn()` with the kernels off and on; both results, as NumPy."""
+    return lambda fn, seed=0: _off_and_on(fn, *target, seed)
+
+
+def _off_and_on(fn, launcher, array_type, seed=0):
+    launched = []
+
+    def counted(*args):
+        launched.append(args[0])
+        launcher(*args)
+    results = []
+    for on in (False, True):
+        cuda_kernels.use_fused_kernels(on, launcher=counted, array_type=array_type)
+        tl.manual_seed(seed)
+        try:
+            out = fn()
+        finally:
+            cuda_kernels.use_fused_kernels(False)
+        results.append([backend.to_numpy(getattr(o, "data", o)) if o is not None else None for o in out])
+    assert launched, "the fused path launched no kernel"
+    return results
 
 
 def assert_close32(actual, expected, ulps=8, what=""):
@@ -72,8 +94,12 @@ def assert_close32(actual, expected, ulps=8, what=""):
                                err_msg=what)
 
 
-def _strict(a, requires_grad=False):
-    return tl.Tensor(np.asarray(a), device="strict", requires_grad=requires_grad)
+def _dev(a, requires_grad=False):
+    return tl.Tensor(np.asarray(a), device=DEV, requires_grad=requires_grad)
+
+
+def _on_dev(a):
+    return backend.to_device(np.asarray(a), DEV)
 
 
 def _inputs(shape, seed, scale=3.0, edge=True):
@@ -87,10 +113,10 @@ def _inputs(shape, seed, scale=3.0, edge=True):
 
 def _forward_backward(make, *xs, grad_seed=1):
     """make(*tensors) -> y; returns y and every input's gradient for a random output gradient."""
-    ts = [_strict(x, requires_grad=True) for x in xs]
+    ts = [_dev(x, requires_grad=True) for x in xs]
     y = make(*ts)
     g = np.random.default_rng(grad_seed).standard_normal(y.shape).astype(np.float32)
-    y.backward(_strict(g))
+    y.backward(_dev(g))
     return [y] + [t.grad for t in ts]
 
 
@@ -116,12 +142,12 @@ def test_gelu_tanh_matches_generic(fused):
     check_gelu(fused)
 
 
-def test_gelu_erf_matches_float64_formula(launcher):
-    kernels = cuda_kernels._Fused(launcher, strict.StrictArray)
+def test_gelu_erf_matches_float64_formula(target):
+    kernels = cuda_kernels._Fused(*target)
     x = _inputs((5, 41), seed=2)
     g = np.random.default_rng(3).standard_normal(x.shape).astype(np.float32)
-    y = backend.to_numpy(kernels.gelu_erf(strict.xp.from_numpy(x)))
-    gx = backend.to_numpy(kernels.gelu_erf_backward(strict.xp.from_numpy(x), strict.xp.from_numpy(g)))
+    y = backend.to_numpy(kernels.gelu_erf(_on_dev(x)))
+    gx = backend.to_numpy(kernels.gelu_erf_backward(_on_dev(x), _on_dev(g)))
     erf = np.vectorize(math.erf, otypes=[np.float64])
     with np.errstate(invalid="ignore", over="ignore"):
         x64 = x.astype(np.float64)
@@ -188,17 +214,17 @@ def test_attention_matches_generic(fused, dropout_p, mask_kind):
     B, nh, T, S, hs = 2, 3, 5, 9, 8
     q, k, v = (_inputs(s, seed=i, edge=False) for i, s in enumerate([(B, nh, T, hs), (B, nh, S, hs), (B, nh, S, hs)]))
     if mask_kind == "causal":
-        mask = ops.causal_mask(T, S, "strict", additive=True)
+        mask = ops.causal_mask(T, S, DEV, additive=True)
     elif mask_kind == "broadcast":                      # (1, S): not the kernel's (T, S), added first
         m = np.zeros((1, S), np.float32)
         m[0, 2] = -np.inf
-        mask = strict.xp.from_numpy(m)
+        mask = _on_dev(m)
     else:
         mask = None
     if mask is not None:                                # a row masked everywhere: zeros, not nan
         m = backend.to_numpy(mask).copy() if mask_kind == "causal" else np.zeros((T, S), np.float32)
         m[1, :] = -np.inf
-        mask = strict.xp.from_numpy(m) if mask_kind != "broadcast" else mask
+        mask = _on_dev(m) if mask_kind != "broadcast" else mask
     make = lambda q, k, v: ops.Attention.apply(q, k, v, mask, scale=1 / math.sqrt(hs), dropout_p=dropout_p)  # noqa: E731
     plain, fast = fused(lambda: _forward_backward(make, q, k, v))
     for name, a, b in zip(("out", "gq", "gk", "gv"), fast, plain):
@@ -216,21 +242,21 @@ def test_cross_entropy_matches_generic(fused, reduction):
     targets[1] = 3
 
     def run():
-        t = _strict(logits, requires_grad=True)
-        loss = F.cross_entropy(t, tl.Tensor(targets, device="strict"), reduction=reduction)
+        t = _dev(logits, requires_grad=True)
+        loss = F.cross_entropy(t, tl.Tensor(targets, device=DEV), reduction=reduction)
         g = np.random.default_rng(1).standard_normal(loss.shape).astype(np.float32)
-        loss.backward(_strict(g))
+        loss.backward(_dev(g))
         return [loss, t.grad]
     plain, fast = fused(run)
     for name, a, b in zip(("loss", "grad"), fast, plain):
         assert_close32(a, b, ulps=16, what=f"cross_entropy {reduction} {name}")
 
 
-def test_cross_entropy_refuses_a_target_outside_the_vocabulary(launcher):
-    cuda_kernels.use_fused_kernels(True, launcher=launcher, array_type=strict.StrictArray)
+def test_cross_entropy_refuses_a_target_outside_the_vocabulary(target):
+    cuda_kernels.use_fused_kernels(True, launcher=target[0], array_type=target[1])
     try:
         with pytest.raises(ValueError, match=r"target id 70 is outside the vocabulary \[0, 65\)"):
-            F.cross_entropy(_strict(_inputs((4, 65), 0, edge=False)), tl.Tensor(np.array([1, 70, 2, 3]), device="strict"))
+            F.cross_entropy(_dev(_inputs((4, 65), 0, edge=False)), tl.Tensor(np.array([1, 70, 2, 3]), device=DEV))
     finally:
         cuda_kernels.use_fused_kernels(False)
 
@@ -241,10 +267,10 @@ def test_adam_step_matches_generic(fused, opt_class, wd):
     grads = [_inputs((37, 11), seed=11 + i, edge=False) for i in range(3)]
 
     def run():
-        p = tl.nn.Parameter(_strict(w0))
+        p = tl.nn.Parameter(_dev(w0))
         opt = opt_class([p], lr=1e-2, weight_decay=wd)
         for g in grads:
-            p.grad = strict.xp.from_numpy(g)
+            p.grad = _on_dev(g)
             opt.step()
         return [p, opt.state[p]["exp_avg"], opt.state[p]["exp_avg_sq"]]
     plain, fast = fused(run)
@@ -257,8 +283,8 @@ def test_a_gpt_training_step_matches_generic(fused):
     ids = np.random.default_rng(12).integers(0, 29, (3, 17))
 
     def run():  # the loss and every gradient (Adam has its own test: it turns rounding noise, such as the
-        model = tl.GPT(cfg, device="strict")  # key bias's gradient, which is 0 in exact arithmetic, into steps of lr)
-        x, y = tl.Tensor(ids[:, :-1], device="strict"), tl.Tensor(ids[:, 1:], device="strict")
+        model = tl.GPT(cfg, device=DEV)  # key bias's gradient, which is 0 in exact arithmetic, into steps of lr)
+        x, y = tl.Tensor(ids[:, :-1], device=DEV), tl.Tensor(ids[:, 1:], device=DEV)
         _, loss = model(x, y)
         loss.backward()
         return [loss] + [p.grad for p in model.parameters()]
@@ -293,21 +319,13 @@ def test_gxx_reports_a_broken_kernel(tmp_path):
 @needs_gxx
 @pytest.mark.parametrize("source,check", [(BROKEN_GELU, check_gelu), (BROKEN_SUM, check_layer_norm)],
                          ids=["gelu body", "block sum"])
-def test_wrong_numbers_from_a_broken_kernel_are_caught(tmp_path, source, check):
+def test_wrong_numbers_from_a_broken_kernel_are_caught(tmp_path, source, check, cpu_launcher):
+    global DEV
+    DEV = "strict"
     broken = harness.build(source, tmp_path)
-
-    def both(fn, seed=0):
-        results = []
-        for on in (False, True):
-            cuda_kernels.use_fused_kernels(on, launcher=broken, array_type=strict.StrictArray)
-            tl.manual_seed(seed)
-            try:
-                results.append([backend.to_numpy(getattr(o, "data", o)) for o in fn()])
-            finally:
-                cuda_kernels.use_fused_kernels(False)
-        return results
+    check(lambda fn, seed=0: _off_and_on(fn, cpu_launcher, strict.StrictArray, seed))    # the real kernels pass
     with pytest.raises(AssertionError):
-        check(both)
+        check(lambda fn, seed=0: _off_and_on(fn, broken, strict.StrictArray, seed))
 
 
 # ---------------------------------------------------------------------------- the switch
@@ -324,8 +342,8 @@ def test_the_switch_is_off_by_default_and_the_core_never_imports_the_kernels():
         assert not imports, f"tinylm/{name} imports the kernels: {imports}"
 
 
-def test_fused_kernels_serve_only_float32_arrays_of_their_type(launcher):
-    cuda_kernels.use_fused_kernels(True, launcher=launcher, array_type=strict.StrictArray)
+def test_fused_kernels_serve_only_float32_arrays_of_their_type(cpu_launcher):
+    cuda_kernels.use_fused_kernels(True, launcher=cpu_launcher, array_type=strict.StrictArray)
     try:
         assert backend.fused_kernel("gelu", strict.xp.zeros(3, dtype=np.float32)) is not None
         assert backend.fused_kernel("gelu", strict.xp.zeros(3, dtype=np.float64)) is None
