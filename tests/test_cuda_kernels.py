@@ -358,3 +358,11 @@ def test_tinylm_fused_must_be_0_or_1():
     env = dict(os.environ, TINYLM_FUSED="yes")
     out = subprocess.run([sys.executable, "-c", "import tinylm"], capture_output=True, text=True, env=env)
     assert out.returncode != 0 and "TINYLM_FUSED must be 0 or 1, got 'yes'" in out.stderr
+
+
+def test_tinylm_fused_without_cupy_warns_and_stays_off():
+    env = dict(os.environ, TINYLM_FUSED="1")
+    code = "import sys; sys.modules['cupy'] = None; import tinylm; print(bool(tinylm.backend.FUSED))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["False"]
+    assert "TINYLM_FUSED=1 ignored: use_fused_kernels(True) needs CuPy" in out.stderr
