@@ -413,12 +413,13 @@ class _Fused:
             self.launch("layer_norm_bwd", (n,), (_rows_block(c),),
                         (x, g, _weights(xp, w), fn.mean, fn.rstd, gx, _i32(c)))
         if w is not None or fn.has_bias:
-            chunks = max(1, -(-n // _PARAM_ROWS))
+            rows = max(_PARAM_ROWS, -(-n // 65535))                  # gridDim.y is at most 65535
+            chunks = max(1, -(-n // rows))
             pw = xp.empty((chunks, c), dtype=np.float32)             # partial sums, one row per chunk
             pb = xp.empty((chunks, c), dtype=np.float32)
             if n:
                 self.launch("layer_norm_bwd_params", (-(-c // 128), chunks), (128,),
-                            (x, g, fn.mean, fn.rstd, pw, pb, _i64(n), _i32(c), _i32(_PARAM_ROWS)))
+                            (x, g, fn.mean, fn.rstd, pw, pb, _i64(n), _i32(c), _i32(rows)))
             else:
                 pw[...] = 0
                 pb[...] = 0
@@ -535,11 +536,16 @@ class _Fused:
         bc1, s = 1.0 - b1 ** t, math.sqrt(1.0 - b2 ** t)
         decay = 1.0 - lr * wd if wd and opt.decoupled else 1.0
         l2 = wd if wd and not opt.decoupled else 0.0
+        for key in ("exp_avg", "exp_avg_sq"):                       # e.g. loaded from a checkpoint
+            state[key] = xp.ascontiguousarray(state[key], dtype=np.float32)
+        flat = w if w.flags.c_contiguous else xp.ascontiguousarray(w)   # the kernel updates in place
         if w.size:
             self.launch("adam_step", _grid(w.size), (_BLOCK,),
-                        (w, xp.ascontiguousarray(g), state["exp_avg"], state["exp_avg_sq"], _f32(decay), _f32(l2),
+                        (flat, xp.ascontiguousarray(g), state["exp_avg"], state["exp_avg_sq"], _f32(decay), _f32(l2),
                          _f32(b1), _f32(1.0 - b1), _f32(b2), _f32(1.0 - b2), _f32(eps * s), _f32(lr * s / bc1),
                          _i64(w.size)))
+        if flat is not w:
+            w[...] = flat
 
 
 def _contiguous_copy(xp, a):
