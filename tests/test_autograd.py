@@ -358,7 +358,7 @@ def test_dim_and_keepdim_are_accepted_and_max_dim_gives_indices(device):
     assert values.tolist() == [5.0, 7.0] and indices.tolist() == [1, 0]
     assert x.min(dim=1).indices.tolist() == [0, 1] and x.min().item() == 0.0
     assert x.argmax(dim=-1, keepdim=True).shape == (2, 1)
-    assert x.max(1).tolist() == [5.0, 7.0]                 # NumPy's positional axis: values only
+    assert x.max(axis=1).tolist() == [5.0, 7.0]            # NumPy's axis= keyword: values only
     assert x.softmax(dim=0).shape == (2, 3) and F.softmax(x, dim=-1).shape == (2, 3)
     assert F.cat([x, x], dim=1).shape == (2, 6) and F.stack([x, x], dim=0).shape == (2, 2, 3)
     assert [p.shape for p in x.split(2, dim=1)] == [(2, 2), (2, 1)]
@@ -884,11 +884,13 @@ def test_histogram_as_pytorch_and_all_any_function_forms(device):
     assert tl.all(x > 0).item() and not tl.any(x > 5).item() and tl.all(x > 0.7, dim=0).item() is False
 
 
-def test_max_with_a_positional_axis_says_how_to_get_values_and_indices():
+def test_max_with_a_positional_dim_gives_values_and_indices_as_pytorch():
     logits = tl.tensor([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]])
-    with pytest.raises(AttributeError, match=r"x.max\(dim=1\)"):
-        logits.max(1, keepdim=True).values                     # makemore part 4's spelling
-    with pytest.raises(AttributeError, match="positional axis"):
-        logits.max(1).indices
-    assert logits.max(dim=1, keepdim=True).values.tolist() == [[3.0], [5.0]]
-    assert logits.max(dim=1).indices.tolist() == [1, 2] and not hasattr(logits, "values")
+    assert logits.max(1, keepdim=True).values.tolist() == [[3.0], [5.0]]   # makemore part 4's spelling
+    v, i = logits.max(1)                     # with exactly 2 rows this unpacked the two values before
+    assert v.tolist() == [3.0, 5.0] and i.tolist() == [1, 2]
+    v, i = logits.min(0)
+    assert v.tolist() == [0.0, -1.0, 2.0] and i.tolist() == [1, 1, 0]
+    assert logits.max(axis=1).tolist() == [3.0, 5.0]                        # NumPy's keyword: values only
+    with pytest.raises(AttributeError, match=r"x.max\(1\)"):
+        logits.max(axis=1).values

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend
-from .autograd import Tensor
+from .tensor import Tensor
 from .safetensors import _is_size, atomic_write
 
 FORMAT = "tinylm-checkpoint"

@@ -14,7 +14,7 @@ rebuilt from the window at every step (exactly what full recomputation computes)
 off for the first block_size tokens.
 
 Glossary for shape comments: B batch, T time, C channels (n_embd), nh heads, hs head size, V vocab.
-Leaves out: the layers (tinylm/nn.py), sampling rules (tinylm/sampling.py), training (tinylm/train.py),
+Leaves out: the layers (tinylm/nn/), sampling rules (tinylm/sampling.py), training (tinylm/train.py),
 tokenizers (tinylm/tokenizers.py), the safetensors format (tinylm/safetensors.py).
 Reference: nanoGPT `model.py`, picoGPT `gpt2.py`, Hugging Face `modeling_gpt2.py` (names, Conv1D).
 """
@@ -26,11 +26,14 @@ from dataclasses import replace, asdict, dataclass, fields
 import numpy as np
 
 from . import backend
-from . import functional as F
-from . import nn
-from .autograd import Tensor, no_grad
+from .functional import core as F
+from .engine import no_grad
+from .nn.attention import Block, KVCache
+from .nn.layers import Dropout, Embedding, LayerNorm, Linear
+from .nn.module import Module, ModuleList
 from .safetensors import read_safetensors, write_safetensors
 from .sampling import sample_next
+from .tensor import Tensor
 
 
 @dataclass
@@ -86,20 +89,20 @@ PRESETS = {
 }
 
 
-class GPT(nn.Module):
+class GPT(Module):
     """GPT-2: forward(idx (B, T), targets=None) -> (logits (B, T, V), loss or None)."""
 
     def __init__(self, config, device="cpu"):
         if isinstance(config, str):
             config = GPTConfig.from_preset(config)
         self.config = c = config
-        self.wte = nn.Embedding(c.vocab_size, c.n_embd, device=device)        # (V, C)
-        self.wpe = nn.Embedding(c.block_size, c.n_embd, device=device)        # (block_size, C)
-        self.drop = nn.Dropout(c.dropout)
-        self.h = nn.ModuleList(nn.Block(c.n_embd, c.n_head, c.dropout, c.bias, device=device)
+        self.wte = Embedding(c.vocab_size, c.n_embd, device=device)        # (V, C)
+        self.wpe = Embedding(c.block_size, c.n_embd, device=device)        # (block_size, C)
+        self.drop = Dropout(c.dropout)
+        self.h = ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias, device=device)
                                for _ in range(c.n_layer))
-        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias, device=device)
-        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False, device=device)
+        self.ln_f = LayerNorm(c.n_embd, bias=c.bias, device=device)
+        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False, device=device)
         self.lm_head.weight = self.wte.weight   # weight tying: the same Parameter object
         self.init_weights()
 
@@ -182,7 +185,7 @@ class GPT(nn.Module):
     def new_kv_cache(self, batch):
         """An empty KVCache for `batch` sequences of up to block_size tokens."""
         c = self.config
-        return nn.KVCache(c.n_layer, batch, c.n_head, c.block_size, c.n_embd // c.n_head,
+        return KVCache(c.n_layer, batch, c.n_head, c.block_size, c.n_embd // c.n_head,
                           device=self.device, dtype=self.wte.weight.dtype)
 
     @no_grad()

@@ -35,7 +35,8 @@ import sys
 import types
 
 from . import backend
-from .autograd import Tensor, _raw_grad
+from .engine import raw_grad as _raw_grad
+from .tensor import Tensor
 
 
 # ---------------------------------------------------------------------------- helpers

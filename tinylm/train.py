@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 
 
 from . import backend, optim
-from .autograd import no_grad
+from .engine import no_grad
 from .checkpoint import check_config, load_checkpoint, save_checkpoint
 from .data import Splits, TokenDataset
 
