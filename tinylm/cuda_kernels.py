@@ -309,7 +309,7 @@ SOURCE = re.sub(r"\b(" + "|".join(_CONSTANTS) + r")\b", lambda m: _CONSTANTS[m.g
 KERNELS = ("gelu_tanh_fwd", "gelu_tanh_bwd", "gelu_erf_fwd", "gelu_erf_bwd", "layer_norm_fwd",
            "layer_norm_bwd", "layer_norm_bwd_params", "softmax_fwd", "softmax_bwd", "dropout_mask",
            "cross_entropy_fwd", "cross_entropy_bwd", "adam_step")
-OPTIONS = ("--std=c++17",)          # CuPy adds its include paths, -ftz=true and -arch=sm_XX
+OPTIONS = ()                         # CuPy adds its include paths, --std=c++17, -ftz=true and -arch=sm_XX
 
 _BLOCK = 256                        # threads per block, elementwise kernels
 _MAX_BLOCKS = 65536                 # grid-stride loops cover the rest
