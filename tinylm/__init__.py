@@ -9,10 +9,10 @@ The core (docs/design.md): engine, tensor, ops, functional, nn, model, backend, 
 it the outer rings: creation, compat (PyTorch's names), serialization, safetensors, checkpoint,
 tokenizers, data, optim, train, strict, gradcheck, profiler. This file only imports and re-exports.
 """
-from . import backend, engine, ops, functional, strict
+from . import backend, engine, ops, ops_extra, functional, strict
 from . import functional as F
 from . import compat, creation, profiler, serialization, autograd
-from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train, validate, model
+from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train, validate, model, hub, utils
 from .backend import manual_seed, gpu_available, get_array_module, parse_device
 from .compat import (ValuesIndices, Histogram, allclose, equal, histogram, amp, cuda, float16, half, float32,
                      float64, int32, int64, bool_, long, bool, METHOD_FORMS, set_grad_enabled, inference_mode,

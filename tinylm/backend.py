@@ -1,17 +1,10 @@
-"""Devices: names, array modules (NumPy, CuPy, strict), moving arrays, per-device random numbers.
+"""Devices: names, array modules (NumPy, CuPy, registered host devices), moving arrays, random numbers.
 
-Owns the one rule of tinylm's device story: code never imports numpy or cupy for array work;
-it asks this module for `xp = get_array_module(x)` (or `array_module(device)`).
+Code never imports numpy or cupy for array work; it asks here: `xp = get_array_module(x)` or
+`array_module(device)`. Devices: "cpu" (NumPy), "gpu"/"cuda"/"cuda:N" (CuPy, imported lazily),
+and devices that register themselves (tinylm/strict.py's "strict"). One random generator per
+device, all seeded by `manual_seed(seed)`.
 
-Device names: "cpu" (NumPy), "gpu" / "cuda" / "cuda:N" (CuPy on CUDA device N, canonical
-"cuda:N"), and devices whose arrays wrap NumPy's that register themselves here: tinylm/strict.py's
-"strict" (CuPy's rules on NumPy, for tests). CuPy is imported lazily, only when a GPU device is
-asked for.
-
-Random numbers come from one generator per device, seeded together by `manual_seed(seed)`:
-the same seed gives the same numbers on the same device.
-
-Leaves out: multi-GPU work (one device per tensor; no peer copies beyond `to_device`).
 Reference: DeZero's `cuda.py` (one place for xp), PyTorch's device strings.
 """
 import ctypes
@@ -142,7 +135,7 @@ def to_device(x, device):
 
 
 def _from_host(host, device):
-    """A NumPy array as an array of a host device ('cpu' itself, or one registered, e.g. 'strict')."""
+    """A NumPy array as an array of a host device registered here (e.g. 'strict'); other arrays as they are."""
     return _HOST_DEVICES[device][0].from_numpy(host) if device in _HOST_DEVICES else host
 
 
@@ -203,21 +196,14 @@ class Generator:
     def normal(self, shape, dtype=DEFAULT_DTYPE):
         """Standard normal samples of `shape` and `dtype` (float32 by default), on the device."""
         dtype, draw = _draw_dtype(dtype)
-        if self.device.startswith("cuda"):
-            out = self._rng.standard_normal(shape, dtype=draw)
-        else:
-            out = self._rng.standard_normal(shape, dtype=draw)
-            out = _from_host(out, self.device)
+        out = _from_host(self._rng.standard_normal(shape, dtype=draw), self.device)   # NumPy's or CuPy's
         return out if draw == dtype else out.astype(dtype)
 
     def uniform(self, shape, dtype=DEFAULT_DTYPE):
         """Uniform samples in [0, 1) of `shape` and `dtype`, on the device."""
         dtype, draw = _draw_dtype(dtype)
-        if self.device.startswith("cuda"):
-            out = self._rng.random_sample(shape, dtype=draw)
-        else:
-            out = self._rng.random(shape, dtype=draw)
-            out = _from_host(out, self.device)
+        sample = self._rng.random_sample if self.device.startswith("cuda") else self._rng.random
+        out = _from_host(sample(shape, dtype=draw), self.device)
         if draw == dtype:
             return out
         out = out.astype(dtype)                      # float16: values just below 1 round up to 1

@@ -16,82 +16,64 @@ from collections import namedtuple
 import numpy as np
 
 from . import backend, engine, ops
-from .backend import get_array_module
-from .engine import Function, is_grad_enabled, register, sum_to
-from .ops import _expand
+
+from .engine import is_grad_enabled
+from .ops_extra import Abs, BroadcastTo, Relu, Remainder, Sigmoid, Var
 from .tensor import Tensor, _axis, _index, _operands, floats, scalar
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])   # as torch.return_types.max
 Histogram = namedtuple("histogram", ["hist", "bin_edges"])           # as torch.return_types.histogram
 
 
-# ---------------------------------------------------------------------------- an op PyTorch has
-@register
-class Remainder(Function):
-    """a % b as PyTorch's (the sign of b): exact values; d/da = 1, d/db = -floor(a / b)."""
-
-    def forward(self, a, b):
-        self.sa, self.sb = getattr(a, "shape", None), getattr(b, "shape", None)
-        self.q = a // b
-        return backend.get_array_module(self.q).remainder(a, b)
-
-    def backward(self, g):
-        return (sum_to(g, self.sa) if self.sa is not None else None,
-                sum_to(-g * self.q, self.sb) if self.sb is not None else None)
-
-
-@register
-class BroadcastTo(Function):
-    """A read-only broadcast view of x with `shape` (Tensor.expand); the gradient sums back."""
-
-    view_of = 0  # the output may be a view of x: it shares x's change count
-
-    def __init__(self, shape):
-        self.shape = shape
-
-    def forward(self, x):
-        self.in_shape = x.shape
-        return get_array_module(x).broadcast_to(x, self.shape)
-
-    def backward(self, g):
-        return sum_to(g, self.in_shape)
-
-
-@register
-class Var(Function):
-    """Variance with `correction` (Bessel's when 1)."""
-
-    def __init__(self, axis, keepdims, correction):
-        self.axis, self.keepdims, self.correction = axis, keepdims, correction
-
-    def forward(self, x):
-        n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
-        self.denom = n - self.correction
-        if self.denom <= 0:
-            raise ValueError(f"var: {n} elements with correction {self.correction} leave no degrees of freedom")
-        self.xc = x - x.mean(axis=self.axis, keepdims=True)
-        return (self.xc * self.xc).sum(axis=self.axis, keepdims=self.keepdims) / self.denom
-
-    def backward(self, g):
-        g = _expand(g, self.xc.shape, self.axis, self.keepdims)
-        return g * self.xc * (2.0 / self.denom)
-
-
-@register
-class Abs(Function):
-    """|x|; the gradient is sign(x) (0 at 0, as PyTorch)."""
-
-    def forward(self, x):
-        self.x = x
-        return builtins.abs(x)
-
-    def backward(self, g):
-        return g * get_array_module(g).sign(self.x)
-
-
 # ---------------------------------------------------------------------------- Tensor methods
 class _TensorMethods:
-    """Tensor methods outside the GPT's path, attached to Tensor below."""
+    """Tensor methods outside the GPT's path, attached to Tensor below: Python's protocols (len, iter,
+    bool, float, int, index, format), NumPy's (np.asarray), printing, and PyTorch's extras."""
+
+    def __len__(self):
+        if not self.ndim:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if not self.ndim:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                             "use .any() or .all()")
+        return builtins.bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, got dtype {self.dtype}")
+        return int(self.item())
+
+    def __format__(self, spec):
+        return format(self.item(), spec) if self.ndim == 0 or self.numel() == 1 and spec else format(str(self), spec)
+
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(tensor) for a CPU tensor; other devices refuse, as CuPy does (use .numpy())."""
+        if self.device != "cpu":
+            raise TypeError(f"a tensor on '{self.device}' is not converted to NumPy implicitly; use .numpy()")
+        out = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return out.copy() if copy and out is self.data else out
+
+    def relu(self):
+        """max(x, 0), elementwise."""
+        return Relu.apply(self)
+
+    def sigmoid(self):
+        """1 / (1 + exp(-x)), elementwise."""
+        return Sigmoid.apply(floats(self))
 
     def __repr__(self):
         """As PyTorch prints: 4 decimals, up to 1000 elements in full, the device unless the CPU, the

@@ -1,14 +1,11 @@
 """The autograd engine: Function, the graph, the backward walk, grad modes, sum_to.
 
-Calling a Function on Tensors runs its `forward` on raw arrays and records the Function as
-the outputs' creator (define-by-run, as Chainer and DeZero). `backward(tensor)` walks the
-recorded Functions in reverse topological order, found iteratively so graphs thousands of ops
-deep work, and hands each Function's `backward` the output gradients as raw arrays. Gradients
-are arrays, not Tensors: no higher-order gradients. Each gradient edge is checked for its
-input's shape and dtype; leaves accumulate out of place, so gradients never alias; saved
-arrays are freed once a Function's backward has run, unless `retain_graph=True`.
+Calling a Function on Tensors runs `forward` on raw arrays and records the Function as the
+outputs' creator (define-by-run). `backward(tensor)` walks the Functions in reverse topological
+order, found iteratively, and hands each `backward` its output gradients as raw arrays (no
+higher-order gradients). Gradient edges are checked; leaves accumulate out of place; saved
+arrays are freed after use. The engine never imports Tensor: tinylm/tensor.py registers it.
 
-The engine never imports Tensor: tinylm/tensor.py registers its class here (`TENSOR`).
 Reference: DeZero steps 1-60, micrograd's `Value`, PyTorch's `torch.autograd` semantics.
 """
 import functools

@@ -1,27 +1,15 @@
-"""The GPT: GPTConfig, presets, GPT.forward -> (logits, loss), generate() with a KV cache, GPT-2 files.
+"""The GPT: GPTConfig, presets, GPT.forward -> (logits, loss), generate() with a KV cache.
 
-Owns the decoder-only transformer of GPT-2: token embeddings `wte` plus learned position
-embeddings `wpe`, a stack `h` of pre-LN Blocks, a final LayerNorm `ln_f` and a language-model
-head `lm_head` tied to `wte` (one Parameter under two names). GPT-2 initialisation: normal(0,
-0.02) weights, residual projections (`c_proj`) scaled by 1/sqrt(2 n_layer), zero biases, all
-from the device's generator. `generate` samples with a per-layer KV cache; `from_pretrained` /
-`save_pretrained` read and write Hugging Face GPT-2 checkpoint folders (config.json +
-model.safetensors) with NumPy alone.
-
-Generation past block_size: the context slides to the last block_size tokens, as in nanoGPT.
-Learned absolute positions move with the window, so no cached key stays valid; the cache is then
-rebuilt from the window at every step (exactly what full recomputation computes). The cache pays
-off for the first block_size tokens.
+GPT-2's decoder: token embeddings `wte` plus learned positions `wpe`, a stack `h` of pre-LN
+Blocks, a final LayerNorm `ln_f` and a head `lm_head` tied to `wte`; GPT-2's initialisation.
+Generation past block_size slides the context to the last block_size tokens, as nanoGPT; the
+positions then move with the window, so the cache is rebuilt at every step.
 
 Glossary for shape comments: B batch, T time, C channels (n_embd), nh heads, hs head size, V vocab.
-Leaves out: the layers (tinylm/nn/), sampling rules (tinylm/sampling.py), training (tinylm/train.py),
-tokenizers (tinylm/tokenizers.py), the safetensors format (tinylm/safetensors.py).
-Reference: nanoGPT `model.py`, picoGPT `gpt2.py`, Hugging Face `modeling_gpt2.py` (names, Conv1D).
+Reference: nanoGPT `model.py`, picoGPT `gpt2.py`, Hugging Face `modeling_gpt2.py` (names).
 """
-import json
 import math
-import os
-from dataclasses import replace, asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -31,7 +19,6 @@ from .engine import no_grad
 from .nn.attention import Block, KVCache
 from .nn.layers import Dropout, Embedding, LayerNorm, Linear
 from .nn.module import Module, ModuleList
-from .safetensors import read_safetensors, write_safetensors
 from .sampling import sample_next
 from .tensor import Tensor
 
@@ -252,95 +239,3 @@ class GPT(Module):
         finally:
             self.train(was_training)
         return Tensor(out[:, :n], device=self.device)
-
-    # ------------------------------------------------------------------ GPT-2 checkpoints
-    # Hugging Face GPT-2 stores these as Conv1D weights, (in, out): transposed against Linear's (out, in).
-    _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-
-    @classmethod
-    def from_pretrained(cls, path, device="cpu", dropout=0.0):
-        """A GPT from a Hugging Face GPT-2 folder (config.json + model.safetensors), any size."""
-        cfg_path, st_path = os.path.join(path, "config.json"), os.path.join(path, "model.safetensors")
-        for p in (cfg_path, st_path):
-            if not os.path.isfile(p):
-                raise FileNotFoundError(f"from_pretrained: {p} not found (expected a Hugging Face GPT-2 folder)")
-        try:
-            with open(cfg_path, encoding="utf-8") as f:
-                hf = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{cfg_path} is not valid JSON: {e}") from None
-        if not isinstance(hf, dict):
-            raise ValueError(f"{cfg_path}: expected a JSON object of GPT-2 settings, got {type(hf).__name__}")
-        eps = hf.get("layer_norm_epsilon", 1e-5)
-        act = hf.get("activation_function", "gelu_new")
-        if abs(eps - 1e-5) > 1e-12 or act not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(f"{cfg_path}: tinylm's GPT uses layer_norm_epsilon 1e-5 and GELU's tanh form, "
-                             f"got {eps} and {act!r}")
-        # GPT-2 variants that tinylm's GPT does not compute: refused rather than loaded into wrong numbers
-        n_inner = hf.get("n_inner")
-        if n_inner is not None and n_inner != 4 * hf.get("n_embd", 0):
-            raise ValueError(f"{cfg_path}: tinylm's GPT has an MLP 4 * n_embd wide, got n_inner {n_inner!r}")
-        for key, want in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
-                          ("add_cross_attention", False)):
-            if bool(hf.get(key, want)) != want:
-                raise ValueError(f"{cfg_path}: tinylm's GPT needs {key} {str(want).lower()}, got {hf[key]!r}")
-        try:
-            config = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf.get("n_positions", hf.get("n_ctx")),
-                               n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"],
-                               dropout=dropout, bias=True)
-        except KeyError as e:
-            raise ValueError(f"{cfg_path}: missing field {e}") from None
-        state, head = {}, None
-        for name, arr in read_safetensors(st_path).items():
-            if name.startswith("transformer."):
-                name = name[len("transformer."):]
-            if name == "lm_head.weight":
-                head = arr
-                continue
-            if name.endswith((".attn.bias", ".attn.masked_bias")):
-                continue  # the causal-mask buffers are rebuilt by F
-            state[name] = arr.T if name.endswith(cls._CONV1D) else arr
-        # tinylm's head is tied to wte, as GPT-2's: a checkpoint with a head of its own cannot load as it is
-        if hf.get("tie_word_embeddings", True) is False and head is not None and "wte.weight" in state \
-                and not np.array_equal(head, state["wte.weight"]):
-            raise ValueError(f"{st_path}: lm_head.weight differs from wte.weight (tie_word_embeddings false); "
-                             "tinylm's GPT ties the two and cannot load an untied head")
-        model = cls(config, device=device)
-        model.load_state_dict(state)
-        return model
-
-    def crop_block_size(self, block_size):
-        """Keep only the first `block_size` learned positions (fine-tune GPT-2 on shorter contexts)."""
-        if not isinstance(block_size, int) or not 0 < block_size <= self.config.block_size:
-            raise ValueError(f"crop_block_size: block_size must be an int in [1, {self.config.block_size}], "
-                             f"got {block_size!r}")
-        self.config = replace(self.config, block_size=block_size)
-        self.wpe.num_embeddings = block_size
-        self.wpe.weight.data = self.wpe.weight.data[:block_size].copy()        # (block_size, C)
-        return self
-
-    def save_pretrained(self, path):
-        """Write a Hugging Face GPT-2 folder: config.json (HF names) and model.safetensors (float32)."""
-        c = self.config
-        if not c.bias:
-            raise ValueError("save_pretrained: GPT-2 checkpoints have biases; this model has bias=False")
-        os.makedirs(path, exist_ok=True)
-        tensors = {}
-        for name, arr in self.state_dict().items():
-            arr = backend.to_numpy(arr)
-            tensors["transformer." + name] = arr.T if name.endswith(self._CONV1D) else arr
-        write_safetensors(os.path.join(path, "model.safetensors"), tensors, metadata={"format": "pt"})
-        hf = {
-            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "activation_function": "gelu_new",
-            "vocab_size": c.vocab_size, "n_positions": c.block_size, "n_ctx": c.block_size,
-            "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head, "layer_norm_epsilon": 1e-5,
-            "attn_pdrop": c.dropout, "embd_pdrop": c.dropout, "resid_pdrop": c.dropout,
-            "initializer_range": 0.02, "tie_word_embeddings": True,
-        }
-        # GPT-2's BPE: <|endoftext|> is 50256; other vocabularies have no such token (null, not
-        # transformers' default 50256, which it warns about when it lies outside the vocabulary)
-        eot = 50256 if c.vocab_size == 50257 else None
-        hf.update(bos_token_id=eot, eos_token_id=eot)
-        with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
-            json.dump(hf, f, indent=2)
-            f.write("\n")

@@ -1,15 +1,11 @@
-"""The differentiable ops: one Function each, forward and backward side by side.
+"""The differentiable ops of the GPT's path: one Function each, forward and backward side by side.
 
-Every op works on raw arrays through `xp = get_array_module(x)`, so the same code runs on
-NumPy, CuPy and the strict test device. Broadcasting in forward is undone in backward by
-`sum_to`. Softmax, log-softmax, cross-entropy, layer-norm and GELU are fused: one op each,
-not chains of primitives, and each backward is written out in closed form.
+Every op works on raw arrays through `xp = get_array_module(x)`, so the same code runs on NumPy,
+CuPy and the strict device; `sum_to` undoes broadcasting. Softmax, log-softmax, cross-entropy,
+layer-norm, GELU, linear and attention are fused, and each keeps its plain formula beside it as
+`reference` (the tests check fused == reference, values and gradients).
 
 Glossary for shape comments: B batch, T time, C channels, V vocab, N rows (B*T).
-A fused op keeps its plain formula beside it, as `reference`, composed of simpler ops: the tests
-check fused == reference in values and gradients.
-
-Leaves out: the functional API (tinylm/functional.py) and the graph walk (tinylm/engine.py).
 Reference: DeZero `functions.py`, Chainer `functions/`, the PyTorch docs for semantics.
 """
 import functools
@@ -92,13 +88,21 @@ class Pow(Function):
 
     def forward(self, x):
         self.x = x
-        return x ** self.exponent
+        return _power(x, self.exponent)
 
     def backward(self, g):
         p = self.exponent
         if p == 0:
             return g * 0                                       # not 0 * x ** -1, which is nan at x = 0
-        return g * (p * self.x ** (p - 1))
+        return g * (p * _power(self.x, p - 1))
+
+
+def _power(x, p):
+    """x ** p, by multiplication for p = 1..4: NumPy's power with a float exponent is many times slower."""
+    if p in (1.0, 2.0, 3.0, 4.0):
+        y = x * x if p >= 2 else x.copy()
+        return y * y if p == 4 else y * x if p == 3 else y
+    return x ** p
 
 
 @register
@@ -194,6 +198,13 @@ class Cast(Function):
 
 
 # ============================================================================ reductions
+class _Reduce(Function):
+    """A reduction over `axis` (None: all axes; else a sorted tuple), keeping the axes when `keepdims`."""
+
+    def __init__(self, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+
+
 def _expand(g, in_shape, axis, keepdims):
     """Reshape a reduced gradient so it broadcasts against the input again."""
     if axis is None:
@@ -207,10 +218,7 @@ def _expand(g, in_shape, axis, keepdims):
 
 
 @register
-class Sum(Function):
-    def __init__(self, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
-
+class Sum(_Reduce):
     def forward(self, x):
         self.in_shape = x.shape
         return x.sum(axis=self.axis, keepdims=self.keepdims)
@@ -221,10 +229,7 @@ class Sum(Function):
 
 
 @register
-class Mean(Function):
-    def __init__(self, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
-
+class Mean(_Reduce):
     def forward(self, x):
         self.in_shape = x.shape
         self.n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
@@ -236,11 +241,8 @@ class Mean(Function):
 
 
 @register
-class Max(Function):
+class Max(_Reduce):
     """Maximum over axes; ties share the gradient equally."""
-
-    def __init__(self, axis, keepdims):
-        self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
         y = x.max(axis=self.axis, keepdims=True)
@@ -259,6 +261,8 @@ class Max(Function):
 # ============================================================================ shape ops
 @register
 class Reshape(Function):
+    """x in a new shape (a view where NumPy can); the gradient takes x's shape back."""
+
     view_of = 0  # the output may be a view of x: it shares x's change count
 
     def __init__(self, shape):
@@ -278,6 +282,9 @@ class Reshape(Function):
 
 @register
 class Permute(Function):
+    """x with its axes reordered (a view); the gradient goes through
+    the inverse permutation."""
+
     view_of = 0  # the output may be a view of x: it shares x's change count
 
     def __init__(self, axes):
@@ -329,41 +336,6 @@ class GetItem(Function):
         return gx
 
 
-@register
-class Concat(Function):
-    """Join tensors along an existing axis."""
-
-    def __init__(self, axis):
-        self.axis = axis
-
-    def forward(self, *xs):
-        xp = get_array_module(xs[0])
-        self.sizes = [x.shape[self.axis] for x in xs]
-        return xp.concatenate(xs, axis=self.axis)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        bounds = [sum(self.sizes[:i + 1]) for i in range(len(self.sizes) - 1)]
-        return tuple(xp.split(g, bounds, axis=self.axis))
-
-
-@register
-class Stack(Function):
-    """Join tensors along a new axis."""
-
-    def __init__(self, axis):
-        self.axis = axis
-
-    def forward(self, *xs):
-        xp = get_array_module(xs[0])
-        self.n = len(xs)
-        return xp.stack(xs, axis=self.axis)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        return tuple(xp.take(g, i, axis=self.axis) for i in range(self.n))
-
-
 def split_bounds(split_size_or_sections, shape, axis):
     """Where torch.split cuts axis `axis` of `shape`: into pieces of one size (an int; the last may be
     shorter), or of the given sizes (a list)."""
@@ -402,6 +374,8 @@ class Split(Function):
 # ============================================================================ elementwise
 @register
 class Exp(Function):
+    """e ** x; the gradient is the output itself, g * y."""
+
     def forward(self, x):
         xp = get_array_module(x)
         self.y = xp.exp(x)
@@ -443,6 +417,9 @@ class Sqrt(Function):
 
 @register
 class Tanh(Function):
+    """tanh(x); the gradient is g (1 - y^2), from the output
+    saved in forward."""
+
     def forward(self, x):
         xp = get_array_module(x)
         self.y = xp.tanh(x)
@@ -450,36 +427,6 @@ class Tanh(Function):
 
     def backward(self, g):
         return g * (1.0 - self.y * self.y)
-
-
-@register
-class Sigmoid(Function):
-    """1 / (1 + exp(-x)), from e = exp(-|x|), which never overflows: 1 / (1 + e) for x >= 0,
-    e / (1 + e) for x < 0 (no cancellation, so tiny values keep their digits)."""
-
-    def forward(self, x):
-        xp = get_array_module(x)
-        e = xp.exp(-abs(x))
-        y = xp.where(x >= 0, 1.0, e)
-        y /= 1.0 + e
-        y = y.astype(x.dtype, copy=False)
-        self.y = y
-        return y
-
-    def backward(self, g):
-        y = self.y
-        return g * y * (1.0 - y)
-
-
-@register
-class Relu(Function):
-    def forward(self, x):
-        xp = get_array_module(x)
-        self.mask = x > 0
-        return xp.maximum(x, 0)
-
-    def backward(self, g):
-        return g * self.mask
 
 
 _GELU_K = math.sqrt(2.0 / math.pi)
@@ -534,11 +481,15 @@ class Gelu(Function):
         return 0.5 * x * (1.0 + ((x + 0.044715 * x * x * x) * _GELU_K).tanh())
 
 
-@register
-class Softmax(Function):
+class _Axis(Function):
+    """An op along one axis, its setting."""
+
     def __init__(self, axis):
         self.axis = axis
 
+
+@register
+class Softmax(_Axis):
     def forward(self, x):
         if (fused := fused_kernel("softmax", x)) is not None:
             return fused.softmax_forward(self, x)
@@ -565,10 +516,7 @@ class Softmax(Function):
 
 
 @register
-class LogSoftmax(Function):
-    def __init__(self, axis):
-        self.axis = axis
-
+class LogSoftmax(_Axis):
     def forward(self, x):
         xp = get_array_module(x)
         y = x - x.max(axis=self.axis, keepdims=True)

@@ -73,43 +73,6 @@ class Tensor:
         """The number of axes (PyTorch's name for ndim)."""
         return self.data.ndim
 
-    def __len__(self):
-        if not self.ndim:
-            raise TypeError("len() of a 0-d tensor")
-        return self.shape[0]
-
-    def __iter__(self):
-        if not self.ndim:
-            raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.shape[0]))
-
-    def __bool__(self):
-        if self.numel() != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
-                             "use .any() or .all()")
-        return bool(self.item())
-
-    def __float__(self):
-        return float(self.item())
-
-    def __int__(self):
-        return int(self.item())
-
-    def __index__(self):
-        if self.dtype.kind not in "iu":
-            raise TypeError(f"only integer tensors can be used as an index, got dtype {self.dtype}")
-        return int(self.item())
-
-    def __format__(self, spec):
-        return format(self.item(), spec) if self.ndim == 0 or self.numel() == 1 and spec else format(str(self), spec)
-
-    def __array__(self, dtype=None, copy=None):
-        """np.asarray(tensor) for a CPU tensor; other devices refuse, as CuPy does (use .numpy())."""
-        if self.device != "cpu":
-            raise TypeError(f"a tensor on '{self.device}' is not converted to NumPy implicitly; use .numpy()")
-        out = self.data if dtype is None else self.data.astype(dtype, copy=False)
-        return out.copy() if copy and out is self.data else out
-
     # ------------------------------------------------------------------ conversions
     def item(self):
         """The value of a one-element tensor as a Python number."""
@@ -344,14 +307,6 @@ class Tensor:
     def tanh(self):
         """Hyperbolic tangent, elementwise."""
         return ops.Tanh.apply(floats(self))
-
-    def relu(self):
-        """max(x, 0), elementwise."""
-        return ops.Relu.apply(self)
-
-    def sigmoid(self):
-        """1 / (1 + exp(-x)), elementwise."""
-        return ops.Sigmoid.apply(floats(self))
 
     def gelu(self):
         """GPT-2's GELU, tanh form."""

@@ -20,6 +20,17 @@ def _check_tensor(x, name, fn):
         raise TypeError(f"{fn}: {name} must be a Tensor, got {type(x).__name__}")
 
 
+def _ids(ids, like, fn, what, other):
+    """Integer ids (a Tensor, an array or a list) as an array on `like`'s device, or an error naming them."""
+    if isinstance(ids, Tensor) and ids.device != like.device:
+        raise ValueError(f"{fn}: {what} on '{ids.device}', {other} on '{like.device}'")
+    arr = ids.data if isinstance(ids, Tensor) else backend.to_device(
+        ids if hasattr(ids, "dtype") else np.asarray(ids), like.device)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: {what} must be integers, got dtype {arr.dtype}")
+    return arr
+
+
 def gelu(x, approximate="tanh"):
     """GPT-2's GELU (tanh form), elementwise; PyTorch's `approximate="tanh"` is the only form here."""
     if approximate != "tanh":
@@ -42,12 +53,7 @@ def linear(x, weight, bias=None):
 def embedding(idx, weight, padding_idx=None):
     """Rows of `weight` (V, C) at integer ids `idx` (any shape) -> (*idx.shape, C)."""
     _check_tensor(weight, "weight", "embedding")
-    ids = idx.data if isinstance(idx, Tensor) else backend.to_device(
-        idx if hasattr(idx, "dtype") else np.asarray(idx), weight.device)
-    if isinstance(idx, Tensor) and idx.device != weight.device:
-        raise ValueError(f"embedding: ids on '{idx.device}', weight on '{weight.device}'")
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    ids = _ids(idx, weight, "embedding", "ids", "weight")
     if ids.size:
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= weight.shape[0]:
@@ -93,12 +99,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     if logits.ndim < 1 or logits.dtype.kind != "f":
         raise TypeError(f"cross_entropy: logits must be floats with a class axis, got shape {logits.shape} "
                         f"and dtype {logits.dtype}")
-    t = targets.data if isinstance(targets, Tensor) else backend.to_device(
-        targets if hasattr(targets, "dtype") else np.asarray(targets), logits.device)
-    if isinstance(targets, Tensor) and targets.device != logits.device:
-        raise ValueError(f"cross_entropy: logits on '{logits.device}', targets on '{targets.device}'")
-    if t.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: targets must be integers, got dtype {t.dtype}")
+    t = _ids(targets, logits, "cross_entropy", "targets", "logits")
     if tuple(t.shape) != logits.shape[:-1]:
         raise ValueError(f"cross_entropy: targets of shape {tuple(t.shape)} do not fit logits of shape "
                          f"{logits.shape} (expected {logits.shape[:-1]})")

@@ -5,8 +5,9 @@ Thin wrappers over Tensor methods and ops, with PyTorch's names and argument che
 import numpy as np
 
 from .. import backend, ops
+from ..ops_extra import Concat, Stack
 from ..tensor import Tensor, same_kind, scalar
-from .core import _check_tensor
+from .core import _check_tensor, _ids
 
 
 def relu(x):
@@ -105,7 +106,7 @@ def concat(xs, axis=0, *, dim=None):
     for x in xs[1:]:
         if x.ndim != len(ref) or any(a != b for i, (a, b) in enumerate(zip(x.shape, ref)) if i != axis % len(ref)):
             raise ValueError(f"concat: shapes {ref} and {x.shape} differ outside axis {axis}")
-    return ops.Concat.apply(*xs, axis=axis)
+    return Concat.apply(*xs, axis=axis)
 
 
 cat = concat
@@ -119,7 +120,7 @@ def stack(xs, axis=0, *, dim=None):
     for x in xs[1:]:
         if x.shape != xs[0].shape:
             raise ValueError(f"stack: shapes {xs[0].shape} and {x.shape} differ")
-    return ops.Stack.apply(*xs, axis=axis)
+    return Stack.apply(*xs, axis=axis)
 
 
 def split(x, split_size_or_sections, axis=0, *, dim=None):
@@ -127,3 +128,42 @@ def split(x, split_size_or_sections, axis=0, *, dim=None):
     by default), as torch.split."""
     _check_tensor(x, "x", "split")
     return x.split(split_size_or_sections, axis if dim is None else dim)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """PyTorch's F.nll_loss, composed of differentiable ops (see NLLLoss)."""
+    if not isinstance(input, Tensor) or input.ndim < 1 or input.dtype.kind != "f":
+        raise TypeError(f"nll_loss: input must be a float Tensor of log-probabilities (N, C), got "
+                        f"{getattr(input, 'shape', type(input).__name__)}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    t = _ids(target, input, "nll_loss", "target", "input")
+    if input.ndim == 1:                                        # unbatched (C,) with a () target
+        logp, want = input, ()
+    else:
+        perm = (0, *range(2, input.ndim), 1)                   # class axis last: (N, d1, ..., C)
+        logp, want = input.permute(*perm) if input.ndim > 2 else input, (input.shape[0], *input.shape[2:])
+    C = logp.shape[-1]
+    if tuple(t.shape) != want:
+        raise ValueError(f"nll_loss: target of shape {tuple(t.shape)} does not fit input of shape {input.shape} "
+                         f"(expected {want}: PyTorch's layout, classes on axis 1)")
+    xp = backend.get_array_module(t)
+    valid = t != ignore_index
+    safe = xp.where(valid, t, 0)
+    if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= C):
+        bad = int(safe.min()) if int(safe.min()) < 0 else int(safe.max())
+        raise ValueError(f"nll_loss: target {bad} is out of bounds for {C} classes")
+    w = xp.ones(C, dtype=input.dtype) if weight is None else (weight.data if isinstance(weight, Tensor)
+                                                               else backend.to_device(np.asarray(weight), input.device))
+    if tuple(w.shape) != (C,):
+        raise ValueError(f"nll_loss: weight of shape {tuple(w.shape)} for {C} classes (expected ({C},))")
+    w = w.astype(input.dtype)
+    picked_w = xp.where(valid, w[safe], 0).astype(input.dtype)            # weight of each target, 0 if ignored
+    mask = (safe[..., None] == xp.arange(C)) * picked_w[..., None]        # (..., C): the weight at the target
+    losses = -(logp * Tensor._make(mask.astype(input.dtype), input.device)).sum(axis=-1)   # (N, d1, ...)
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.sum()
+    total = float(picked_w.sum())
+    return losses.sum() * (1.0 / total) if total else losses.sum() * float("nan")

@@ -9,13 +9,17 @@ from .. import functional
 from .. import functional as F
 from . import init
 from .attention import KVCache, MultiHeadAttention, CausalSelfAttention, Block
-from .extra import Sequential, ModuleDict, ReLU, Tanh, Identity, utils
-from .layers import Linear, Embedding, LayerNorm, Dropout, GELU, MLP
+from .extra import (GELU, Sequential, ModuleDict, ReLU, Tanh, Identity, utils, CrossEntropyLoss, NLLLoss, MSELoss, Softmax,
+                    LogSoftmax, Flatten, BatchNorm1d, Conv1d)
+from .layers import Linear, Embedding, LayerNorm, Dropout, MLP
 from .module import Module, Parameter, ModuleList, IncompatibleKeys
+from .rnn import RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell
 from ..tensor import Tensor
 
 sys.modules[__name__ + ".functional"] = functional   # `import tinylm.nn.functional as F`, as in PyTorch
 
 __all__ = ["Module", "Parameter", "ModuleList", "ModuleDict", "Sequential", "IncompatibleKeys", "Linear", "Embedding",
            "LayerNorm", "Dropout", "GELU", "ReLU", "Tanh", "Identity", "MLP", "KVCache", "MultiHeadAttention",
-           "CausalSelfAttention", "Block", "init", "functional", "F", "utils", "Tensor"]
+           "CausalSelfAttention", "Block", "init", "functional", "F", "utils", "Tensor", "CrossEntropyLoss", "NLLLoss",
+           "MSELoss", "Softmax", "LogSoftmax", "Flatten", "BatchNorm1d", "Conv1d", "RNN", "LSTM", "GRU", "RNNCell",
+           "LSTMCell", "GRUCell"]

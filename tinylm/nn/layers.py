@@ -1,4 +1,4 @@
-"""The layers of a GPT: Linear, Embedding, LayerNorm, Dropout, GELU and the MLP block.
+"""The layers of a GPT: Linear, Embedding, LayerNorm, Dropout and the MLP block.
 
 Each layer holds its Parameters, initialised as PyTorch does (Linear: uniform(+-1/sqrt(in));
 Embedding: normal(0, 1); LayerNorm: ones and zeros) from the device's generator, and calls
@@ -143,20 +143,6 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class GELU(Module):
-    """GPT-2's GELU, tanh form: torch's `nn.GELU(approximate="tanh")` (the exact erf form is not implemented)."""
-
-    def __init__(self, approximate="tanh"):
-        if approximate != "tanh":
-            raise ValueError(f"GELU: only the tanh approximation is implemented (approximate='tanh'), "
-                             f"got approximate={approximate!r}")
-        self.approximate = approximate
-
-    def forward(self, x):
-        return F.gelu(x)
-
-    def extra_repr(self):
-        return f"approximate={self.approximate!r}"
 
 
 class MLP(Module):
@@ -164,12 +150,11 @@ class MLP(Module):
 
     def __init__(self, n_embd, dropout=0.0, bias=True, device="cpu"):
         self.c_fc = Linear(n_embd, 4 * n_embd, bias=bias, device=device)
-        self.gelu = GELU()
         self.c_proj = Linear(4 * n_embd, n_embd, bias=bias, device=device)
         self.dropout = Dropout(dropout)
 
     def forward(self, x):
         x = self.c_fc(x)                                           # (B, T, 4C)
-        x = self.gelu(x)
+        x = F.gelu(x)                                              # GPT-2's tanh form
         x = self.c_proj(x)                                         # (B, T, C)
         return self.dropout(x)

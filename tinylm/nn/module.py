@@ -1,18 +1,10 @@
 """Module, Parameter and ModuleList: the bookkeeping PyTorch users know from `torch.nn`.
 
-A `Module` finds its parameters and submodules by looking at its own attributes (so
-`self.c_fc = Linear(...)` registers a layer and `self.weight = Parameter(...)` a parameter, in
-assignment order); `register_buffer` adds state that is not learnt. `parameters()`,
-`named_parameters()`, `buffers()`, `modules()`, `apply(fn)`, `train()/eval()`, `zero_grad()`,
-`to(device, dtype)`, `num_parameters()`, `state_dict()` and `load_state_dict()` work as in torch.
-
-Conventions:
-  - `Parameter` is a Tensor subclass with requires_grad=True; a tied weight is one Parameter
-    object reachable under two names (listed once, under its first name).
-  - `state_dict()` maps the names of parameters and persistent buffers to the raw arrays
-    themselves (NumPy on cpu, CuPy on a GPU), not copies, as PyTorch does.
-  - `load_state_dict()` accepts NumPy/CuPy arrays or Tensors, copies them to the module's device
-    and each entry's dtype, and names every missing, unexpected or wrongly shaped key.
+A `Module` registers the Parameters and Modules assigned to its attributes, in order;
+`register_buffer` adds state that is not learnt. A tied weight is one Parameter under two
+names, listed once. `state_dict()` maps names to the live arrays (not copies), as PyTorch;
+`load_state_dict()` copies arrays or Tensors in and names every missing, unexpected or
+wrongly shaped key.
 
 Reference: torch.nn.Module (names and semantics).
 """
