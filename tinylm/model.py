@@ -47,9 +47,7 @@ class GPTConfig:
     @classmethod
     def from_preset(cls, name, **overrides):
         """The config of a named preset (see PRESETS), with some fields overridden."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return from_table(cls, PRESETS, name, overrides)
 
     def to_dict(self):
         """The fields as a plain dict (JSON-able, for checkpoints)."""
@@ -63,6 +61,13 @@ class GPTConfig:
         if extra:
             raise ValueError(f"GPTConfig: unknown fields {extra}")
         return cls(**d)
+
+
+def from_table(cls, presets, name, overrides, what="preset"):
+    """cls(**presets[name]) with some fields overridden; an unknown name lists the known ones."""
+    if name not in presets:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(presets)}")
+    return cls(**{**presets[name], **overrides})
 
 
 PRESETS = {
