@@ -344,11 +344,12 @@ def test_wrong_numbers_from_a_broken_kernel_are_caught(tmp_path, source, check, 
 
 # ---------------------------------------------------------------------------- the switch
 def test_the_switch_is_off_by_default_and_the_core_never_imports_the_kernels():
-    code = ("import tinylm, sys; from tinylm import backend; "
-            "print(bool(backend.FUSED), tinylm.use_fused_kernels is tinylm.cuda_kernels.use_fused_kernels)")
+    code = ("import tinylm; from tinylm import ops, optim; "
+            "print(tinylm.cuda_kernels.enabled(), tinylm.use_fused_kernels is tinylm.cuda_kernels.use_fused_kernels, "
+            "ops.Gelu.forward.__module__, optim.Adam._update.__module__)")
     env = {k: v for k, v in os.environ.items() if k != "TINYLM_FUSED"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == ["False", "True"]
+    assert out.stdout.split() == ["False", "True", "tinylm.ops", "tinylm.optim"]
     pkg = Path(tl.__file__).parent                     # only the package's __init__ imports them (the core never)
     for path in sorted(pkg.rglob("*.py")):
         if path.relative_to(pkg).as_posix() in ("__init__.py", "cuda_kernels.py"):
@@ -357,16 +358,23 @@ def test_the_switch_is_off_by_default_and_the_core_never_imports_the_kernels():
         assert not imports, f"{path.relative_to(pkg.parent)} imports the kernels: {imports}"
 
 
-def test_fused_kernels_serve_only_float32_arrays_of_their_type(cpu_launcher):
-    cuda_kernels.use_fused_kernels(True, launcher=cpu_launcher, array_type=strict.StrictArray)
+def test_the_switch_routes_float32_arrays_of_its_type_and_puts_the_generic_methods_back(cpu_launcher):
+    generic = {(owner, attr): getattr(owner, attr) for owner, attr, _, _ in cuda_kernels._ROUTES}
+    launched = []
+    cuda_kernels.use_fused_kernels(True, launcher=lambda *a: launched.append(a[0]) or cpu_launcher(*a),
+                                   array_type=strict.StrictArray)
     try:
-        assert backend.fused_kernel("gelu", strict.xp.zeros(3, dtype=np.float32)) is not None
-        assert backend.fused_kernel("gelu", strict.xp.zeros(3, dtype=np.float64)) is None
-        assert backend.fused_kernel("gelu", np.zeros(3, np.float32)) is None
-        assert backend.fused_kernel("no such op", strict.xp.zeros(3, dtype=np.float32)) is None
+        assert cuda_kernels.enabled()
+        assert all(getattr(owner, attr) is not generic[(owner, attr)] for owner, attr in generic)
+        for dtype in (np.float64, np.float32):          # float64 strict arrays: the generic path
+            tl.functional.gelu(tl.Tensor(np.ones(3, dtype), device="strict"))
+        tl.functional.gelu(tl.Tensor(np.ones(3, np.float32)))                 # NumPy: generic too
+        assert launched == ["gelu_tanh_fwd"]
+        assert cuda_kernels.use_fused_kernels(True, launcher=cpu_launcher, array_type=strict.StrictArray) is True
     finally:
-        cuda_kernels.use_fused_kernels(False)
-    assert backend.fused_kernel("gelu", strict.xp.zeros(3, dtype=np.float32)) is None
+        assert cuda_kernels.use_fused_kernels(False) is True
+    assert not cuda_kernels.enabled()
+    assert all(getattr(owner, attr) is generic[(owner, attr)] for owner, attr in generic)
 
 
 def test_tinylm_fused_must_be_0_or_1():
@@ -377,7 +385,7 @@ def test_tinylm_fused_must_be_0_or_1():
 
 def test_tinylm_fused_without_cupy_warns_and_stays_off():
     env = dict(os.environ, TINYLM_FUSED="1")
-    code = "import sys; sys.modules['cupy'] = None; import tinylm; print(bool(tinylm.backend.FUSED))"
+    code = "import sys; sys.modules['cupy'] = None; import tinylm; print(tinylm.cuda_kernels.enabled())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split() == ["False"]
     assert "TINYLM_FUSED=1 ignored: use_fused_kernels(True) needs CuPy" in out.stderr

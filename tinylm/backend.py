@@ -163,22 +163,6 @@ def tune_host_allocator(mmap_threshold=32 * 2**20, trim_threshold=256 * 2**20):
 HOST_ALLOCATOR_TUNED = tune_host_allocator()
 
 
-# ---------------------------------------------------------------------------- fused kernels (opt-in)
-FUSED = {}  # op name -> fused kernels; filled by tinylm.cuda_kernels.use_fused_kernels(True), empty = off
-
-
-def fused_kernel(name, x):
-    """The fused kernels serving op `name` for array x (float32, of their array type), or None.
-
-    Core ops ask this at the top of forward/backward and otherwise run their generic code, the
-    reference. The core never imports the kernels; tinylm.cuda_kernels fills FUSED.
-    """
-    kernels = FUSED.get(name) if FUSED else None
-    if kernels is not None and isinstance(x, kernels.array_type) and x.dtype == DEFAULT_DTYPE:
-        return kernels
-    return None
-
-
 # ---------------------------------------------------------------------------- random numbers
 class Generator:
     """One device's random numbers: normal, uniform and integer draws, made on the device."""

@@ -6,12 +6,12 @@ the exact erf form), layer-norm forward and backward, softmax (the op and attent
 softmax, with its dropout), cross-entropy forward and backward, and the Adam/AdamW update (one
 launch per parameter instead of about ten).
 
-How it plugs in: the core never imports this module. `tinylm.backend.FUSED` is a table, empty
-by default; the core ops ask `backend.fused_kernel(name, x)` at the top of their forward and
-backward and run the generic array code, their reference, when the answer is None.
-`use_fused_kernels(True)` fills the table, `use_fused_kernels(False)` empties it, and
-`TINYLM_FUSED=1` in the environment turns it on when tinylm is imported. The kernels serve
-float32 CuPy arrays only; everything else takes the generic path.
+How it plugs in: the core never imports this module and holds no line for it (its budget is
+3,000 lines). `use_fused_kernels(True)` wraps the forward and backward of the core's fused ops
+and Adam's update, from outside, as compat.py attaches Tensor methods (the table `_ROUTES`, the
+one place the switch lives); `use_fused_kernels(False)` puts the generic methods back, and
+`TINYLM_FUSED=1` in the environment turns the kernels on when tinylm is imported. They serve
+float32 CuPy arrays only; every other call takes the generic array code, the reference.
 
 Every kernel is a plain CUDA C++ function in `SOURCE`, compiled by CuPy as one `RawModule`
 with the options in `OPTIONS`. Nothing in it needs a GPU to be checked: tests/test_cuda_kernels.py
@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from . import backend
+from . import backend, ops, optim
 
 # ---------------------------------------------------------------------------- the CUDA source
 _K = math.sqrt(2.0 / math.pi)
@@ -355,7 +355,7 @@ def _f32(v):
 
 # ---------------------------------------------------------------------------- the fused ops
 class _Fused:
-    """The fused ops of one launcher and array type; what backend.FUSED maps op names to."""
+    """The fused ops of one launcher and array type: what `_ROUTES` sends the core's calls to."""
 
     def __init__(self, launch, array_type):
         self.launch, self.array_type = launch, array_type
@@ -560,19 +560,70 @@ def _weights(xp, w):
     return None if w is None else xp.ascontiguousarray(w, dtype=np.float32)
 
 
-# the core's lookups (backend.fused_kernel(name, x)) -> the method that serves them
-OPS = ("gelu", "layer_norm", "softmax", "attend", "cross_entropy", "adam")
+# ---------------------------------------------------------------------------- the switch
+# where the kernels plug in: (owner, attribute, the _Fused method serving it, how it picks the path).
+# "array": the first array argument decides (float32, of the kernels' array type); "fused": the
+# backward follows what its forward did (the forward marks the op `_fused`)
+_ROUTES = (
+    (ops.Gelu, "forward", "gelu_forward", "array"), (ops.Gelu, "backward", "gelu_backward", "fused"),
+    (ops.Softmax, "forward", "softmax_forward", "array"), (ops.Softmax, "backward", "softmax_backward", "fused"),
+    (ops.LayerNorm, "forward", "layer_norm_forward", "array"),
+    (ops.LayerNorm, "backward", "layer_norm_backward", "fused"),
+    (ops.CrossEntropy, "forward", "cross_entropy_forward", "array"),
+    (ops.CrossEntropy, "backward", "cross_entropy_backward", "fused"),
+    (ops, "_attend", "attend", "function"), (ops, "_attend_backward", "attend_backward", "function"),
+    (optim.Adam, "_update", "adam_update", "update"),
+)
+_GENERIC = {(owner, attr): getattr(owner, attr) for owner, attr, _, _ in _ROUTES}  # the reference paths
+_active = None                      # the _Fused in use, or None: off
+
+
+def _takes(kernels, x):
+    return isinstance(x, kernels.array_type) and x.dtype == np.float32
+
+
+def _route(kernels, generic, serve, how):
+    """The method or function that sends a call to `serve` when the kernels take it, else to `generic`."""
+    if how == "array":
+        def forward(self, x, *rest):
+            return serve(self, x, *rest) if _takes(kernels, x) else generic(self, x, *rest)
+        return forward
+    if how == "fused":
+        def backward(self, *grads):
+            return serve(self, *grads) if getattr(self, "_fused", None) is kernels else generic(self, *grads)
+        return backward
+    if how == "update":
+        def update(self, group, p, w, g, state):
+            return serve(self, group, p, w, g, state) if _takes(kernels, w) else generic(self, group, p, w, g, state)
+        return update
+
+    def function(x, *rest):
+        return serve(x, *rest) if _takes(kernels, x) else generic(x, *rest)
+    return function
+
+
+def enabled():
+    """True while the fused kernels are switched on."""
+    return _active is not None
 
 
 def use_fused_kernels(on=True, *, launcher=None, array_type=None):
     """Switch the fused kernels on (float32 CuPy arrays take them) or off (the generic path).
 
+    On, the forward and backward of the core's fused ops (Gelu, Softmax, LayerNorm,
+    CrossEntropy, attention's `_attend`) and Adam's update are wrapped, as compat.py attaches
+    Tensor methods from outside the core: a call with a float32 array of `array_type` goes to
+    the kernels, any other to the generic code, which stays the reference; off puts the
+    generic methods back. Switch between steps, not between a forward and its backward.
     `launcher(name, grid, block, args)` and `array_type` default to CuPy's RawModule and
     `cupy.ndarray`; the tests pass a CPU launcher and the strict device's array type.
-    Returns the previous state (True when kernels were on).
+    Returns the previous state (True when the kernels were on).
     """
-    was_on = bool(backend.FUSED)
-    backend.FUSED.clear()
+    global _active
+    was_on = _active is not None
+    for (owner, attr), generic in _GENERIC.items():
+        setattr(owner, attr, generic)
+    _active = None
     if not on:
         return was_on
     if launcher is None or array_type is None:
@@ -583,8 +634,9 @@ def use_fused_kernels(on=True, *, launcher=None, array_type=None):
                                "install the gpu extra: pip install -e \".[gpu]\"") from None
         launcher = launcher or CupyLauncher()
         array_type = array_type or cupy.ndarray
-    fused = _Fused(launcher, array_type)
-    backend.FUSED.update({name: fused for name in OPS})
+    _active = _Fused(launcher, array_type)
+    for owner, attr, method, how in _ROUTES:
+        setattr(owner, attr, _route(_active, _GENERIC[(owner, attr)], getattr(_active, method), how))
     return was_on
 
 

@@ -14,8 +14,7 @@ import numbers
 
 from . import engine
 from .engine import Function, register, sum_to
-from .backend import (get_array_module, scatter_add, add_rows, get_generator, device_of, to_device, array_module,
-                      fused_kernel)
+from .backend import get_array_module, scatter_add, add_rows, get_generator, device_of, to_device, array_module
 
 
 def _shape(x):
@@ -442,8 +441,6 @@ class Gelu(Function):
     """
 
     def forward(self, x):
-        if (fused := fused_kernel("gelu", x)) is not None:
-            return fused.gelu_forward(self, x)
         xp = get_array_module(x)
         self.in_shape = x.shape
         x = x.reshape(-1)                      # 1-D, so in-place steps never meet NumPy scalars
@@ -459,8 +456,6 @@ class Gelu(Function):
         return y.reshape(self.in_shape)
 
     def backward(self, g):
-        if getattr(self, "_fused", None) is not None:
-            return self._fused.gelu_backward(self, g)
         xp = get_array_module(g)
         x, d, y = self.x, self.d, self.y
         # dy/dx = s (1 + 2 k x (1 - s)(1 + 3c x^2)) = s + y (1 - s)(2k + 6kc x^2), since y = x s
@@ -491,8 +486,6 @@ class _Axis(Function):
 @register
 class Softmax(_Axis):
     def forward(self, x):
-        if (fused := fused_kernel("softmax", x)) is not None:
-            return fused.softmax_forward(self, x)
         xp = get_array_module(x)
         y = x - x.max(axis=self.axis, keepdims=True)
         xp.exp(y, out=y)
@@ -501,8 +494,6 @@ class Softmax(_Axis):
         return y
 
     def backward(self, g):
-        if getattr(self, "_fused", None) is not None:
-            return self._fused.softmax_backward(self, g)
         y = self.y
         gx = g * y
         gx -= y * gx.sum(axis=self.axis, keepdims=True)
@@ -546,8 +537,6 @@ class LayerNorm(Function):
         self.eps = eps
 
     def forward(self, x, weight, bias):
-        if (fused := fused_kernel("layer_norm", x)) is not None:
-            return fused.layer_norm_forward(self, x, weight, bias)
         xp = get_array_module(x)
         shape, c = x.shape, x.shape[-1]
         x = x.reshape(-1, c)                                   # (N, C)
@@ -569,8 +558,6 @@ class LayerNorm(Function):
         return y.reshape(shape)
 
     def backward(self, g):
-        if getattr(self, "_fused", None) is not None:
-            return self._fused.layer_norm_backward(self, g)
         xp = get_array_module(g)
         xhat, rstd, w = self.xhat, self.rstd, self.weight
         g = g.reshape(xhat.shape)                              # (N, C)
@@ -675,8 +662,6 @@ def _attend(q, k, v, mask, scale, dropout_p):
     Returns (out, weights, dropout mask, q * scale); the scale is applied to q, the smaller
     array, and the scaled q is what backward needs for k's gradient.
     """
-    if (fused := fused_kernel("attend", q)) is not None:
-        return fused.attend(q, k, v, mask, scale, dropout_p)
     xp = get_array_module(q)
     qs = q * scale                                             # (B, nh, T, hs)
     att = qs @ xp.swapaxes(k, -1, -2)                          # (B, nh, T, S)
@@ -700,8 +685,6 @@ def _attend(q, k, v, mask, scale, dropout_p):
 
 def _attend_backward(g, qs, k, v, att, drop, scale):
     """Gradients of _attend's output for q, k, v (softmax backward written out)."""
-    if (fused := fused_kernel("attend", g)) is not None:
-        return fused.attend_backward(g, qs, k, v, att, drop, scale)
     xp = get_array_module(g)
     used = att * drop if drop is not None else att
     gv = xp.swapaxes(used, -1, -2) @ g                         # (B, nh, S, hs)
@@ -762,8 +745,6 @@ class CrossEntropy(Function):
         self.ignore_index, self.reduction = ignore_index, reduction
 
     def forward(self, logits, targets):
-        if (fused := fused_kernel("cross_entropy", logits)) is not None:
-            return fused.cross_entropy_forward(self, logits, targets)
         xp = get_array_module(logits)
         n, v = logits.shape
         valid = targets != self.ignore_index
@@ -791,8 +772,6 @@ class CrossEntropy(Function):
         return total / max(self.count, 1)
 
     def backward(self, g):
-        if getattr(self, "_fused", None) is not None:
-            return self._fused.cross_entropy_backward(self, g)
         xp = get_array_module(g)
         p, safe, valid = self.p, self.safe, self.valid
         gx = p.copy() if self.retained else p                  # reuse softmax's buffer when we may

@@ -307,8 +307,6 @@ class Adam(Optimizer):
         _check("eps", group["eps"])
 
     def _update(self, group, p, w, g, state):
-        if (fused := backend.fused_kernel("adam", w)) is not None:
-            return fused.adam_update(self, group, p, w, g, state)
         xp = backend.get_array_module(w)
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if not state:
