@@ -32,9 +32,10 @@ import json
 import re
 import warnings
 from collections import Counter, defaultdict
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
 from pathlib import Path
 
+import numpy as np
 import regex
 
 __all__ = ["CharTokenizer", "BPETokenizer", "PATTERNS", "bytes_to_unicode", "tokenizer_from_dict"]
@@ -56,6 +57,7 @@ _ASCII_TWINS = {
 GPT2_EOT = "<|endoftext|>"
 _FORMAT = "tinylm-bpe 1"      # first line of a saved BPE file
 _NO_RANK = 1 << 62            # "this pair has no merge"; larger than any rank
+_SHORT_CHUNK = 32             # chunks of more ids than this merge with BPETokenizer._bpe_long
 
 
 class _FileError(ValueError):
@@ -230,7 +232,8 @@ class BPETokenizer:
       special_tokens  dict str -> id, tokens that never come out of merges
     """
 
-    cache_max = 1 << 17   # chunk cache entries before the cache is cleared
+    cache_max = 1 << 16          # LRU chunk cache: at most this many entries (about 10 MB of text)
+    cache_max_chars = 64         # chunks (and pieces) longer than this are not cached
 
     def __init__(self, merges=None, *, pattern="gpt2", special_tokens=None, byte_ids=None):
         """merges: dict (int, int) -> int in rank order (or None); special_tokens: dict str -> int."""
@@ -288,8 +291,14 @@ class BPETokenizer:
         self._token_of = {}                                   # bytes -> id, for whole-chunk tokens
         for i in chain(self.byte_ids, (new for _, _, new in merge_list)):
             self._token_of.setdefault(vocab[i], i)
+        # byte pairs that some merge joins: no merge ever spans a place in a chunk between two
+        # bytes not in this set, so a chunk can be cut there and its pieces encoded alone
+        self._joinable = np.zeros(1 << 16, bool)             # [x << 8 | y]
+        for a, b, _ in merge_list:
+            self._joinable[vocab[a][-1] << 8 | vocab[b][0]] = True
+        self._byte_table = bytes(self.byte_ids) if max(self.byte_ids) < 256 else None
         self._special_res = {}                                # frozenset of names -> compiled regex
-        self._cache = {}                                      # chunk str -> list of ids
+        self._cache = {}                                      # LRU: chunk str / piece bytes -> ids
 
     # -- properties --------------------------------------------------------------------------
 
@@ -364,12 +373,14 @@ class BPETokenizer:
     # -- encoding ----------------------------------------------------------------------------
 
     def _bpe(self, ids):
-        """Merge a chunk's byte-token ids (list of int, changed in place) by rank; returns it.
+        """Merge a chunk's byte-token ids (list of int) by rank; returns the merged list.
 
-        Classic GPT-2 bpe() on ids: `ranks[i]` is the rank of pair (ids[i], ids[i+1]); merge the
-        leftmost lowest-rank pair, then refresh only the two ranks beside it. Merging the leftmost
-        occurrence first equals merging all occurrences left to right, as training does.
+        Short chunks (up to `_SHORT_CHUNK` ids, nearly all of them) take the classic GPT-2 loop,
+        fastest there; longer ones take `_bpe_long`, O(n log n). Both merge the leftmost
+        lowest-rank pair first, as tiktoken does.
         """
+        if len(ids) > _SHORT_CHUNK:
+            return self._bpe_long(ids)
         get, merge_list = self._ranks.get, self._merge_list
         ranks = list(map(get, zip(ids, ids[1:]), repeat(_NO_RANK)))
         while ranks:
@@ -386,14 +397,116 @@ class BPETokenizer:
                 ranks[i] = get((new, ids[i + 1]), _NO_RANK)
         return ids
 
+    def _bpe_long(self, ids):
+        """`_bpe` for a long chunk in O(n log n): a linked list of tokens and ranked pair buckets.
+
+        Token k lives at node k (its first byte's index): ids[k] is its id (-1 once merged into
+        its left neighbour), nxt[k] and prv[k] its neighbours. buckets[r] lists the nodes whose
+        pair with their right neighbour had rank r when it was added; `order` is a heap of the
+        ranks that have a bucket. A merge's inputs are made by earlier merges (`_rebuild` checks
+        it), so a pair holding a token made at rank r has a rank above r: ranks come out of the
+        heap in increasing order and a bucket is complete when it is taken. Its nodes are merged
+        left to right (tiktoken's leftmost-first rule, e.g. "aaa" -> "aa" "a"); an entry whose
+        pair has changed since it was added is skipped (lazy invalidation). Each merge adds at
+        most two entries, so the work is O(n) entries plus sorting them: O(n log n).
+        """
+        get, merge_list = self._ranks.get, self._merge_list
+        n = len(ids)
+        nxt = list(range(1, n + 1))
+        prv = list(range(-1, n - 1))
+        buckets = {}
+        for i, r in enumerate(map(get, zip(ids, ids[1:]))):
+            if r is not None:
+                bucket = buckets.get(r)
+                if bucket is None:
+                    buckets[r] = [i]
+                else:
+                    bucket.append(i)
+        order = list(buckets)
+        heapq.heapify(order)
+        heappush, heappop = heapq.heappush, heapq.heappop
+        while order:
+            rank = heappop(order)
+            a, b, new = merge_list[rank]
+            bucket = buckets.pop(rank)
+            bucket.sort()
+            for i in bucket:
+                if ids[i] != a:               # merged away, or its token changed
+                    continue
+                j = nxt[i]
+                if j == n or ids[j] != b:     # its right neighbour changed
+                    continue
+                ids[i] = new
+                ids[j] = -1
+                k = nxt[j]
+                nxt[i] = k
+                if k != n:
+                    prv[k] = i
+                    r = get((new, ids[k]))
+                    if r is not None:
+                        if r in buckets:
+                            buckets[r].append(i)
+                        else:
+                            buckets[r] = [i]
+                            heappush(order, r)
+                h = prv[i]
+                if h >= 0:
+                    r = get((ids[h], new))
+                    if r is not None:
+                        if r in buckets:
+                            buckets[r].append(h)
+                        else:
+                            buckets[r] = [h]
+                            heappush(order, r)
+        return [t for t in ids if t >= 0]
+
+    def _byte_ids_of(self, data):
+        """bytes -> list of byte-token ids."""
+        if self._byte_table is not None:
+            return list(data.translate(self._byte_table))
+        byte_ids = self.byte_ids
+        return [byte_ids[b] for b in data]
+
     def _encode_chunk(self, chunk):
         """One chunk (str) -> its ids (list of int)."""
         data = chunk.encode("utf-8")
         token = self._token_of.get(data)
         if token is not None:
             return [token]
-        byte_ids = self.byte_ids
-        return self._bpe([byte_ids[b] for b in data])
+        return self._bpe(self._byte_ids_of(data))
+
+    def _encode_cut(self, chunks):
+        """Distinct non-ASCII chunks (list of str) -> their ids (list of lists), merged in pieces.
+
+        No merge joins two bytes whose pair is not in `_joinable` (no token holds them side by
+        side), so a chunk can be cut there and its pieces merged alone, with the same result.
+        Text of rare characters (random bytes, mixed scripts) makes many distinct chunks but
+        few distinct pieces, each merged once. The cuts of all the chunks are found at once
+        with NumPy. Raises UnicodeEncodeError on lone surrogates.
+        """
+        datas = list(map(str.encode, chunks))
+        blob = b"".join(datas)
+        n = len(blob)
+        arr = np.frombuffer(blob, np.uint8)
+        cut = np.empty(n, bool)                           # cut[i]: a piece starts at byte i
+        cut[:1] = True
+        np.logical_not(self._joinable[(arr[:-1].astype(np.intp) << 8) | arr[1:]], out=cut[1:])
+        lens = np.fromiter(map(len, datas), np.intp, len(datas))
+        ends = np.cumsum(lens)
+        starts = ends - lens
+        cut[starts[starts < n]] = True                    # where each chunk starts
+        bounds = np.flatnonzero(cut)
+        first = np.searchsorted(bounds, starts).tolist()  # each chunk's first piece
+        last = np.searchsorted(bounds, ends).tolist()     # ... and one past its last
+        bounds = bounds.tolist()
+        bounds.append(n)
+        pieces = list(map(blob.__getitem__, map(slice, bounds, bounds[1:])))
+        memo = dict.fromkeys(pieces)
+        bpe, byte_ids_of = self._bpe, self._byte_ids_of
+        for piece in memo:
+            memo[piece] = bpe(byte_ids_of(piece))
+        ids = list(map(memo.__getitem__, pieces))
+        return list(map(list, map(chain.from_iterable, map(ids.__getitem__, map(slice, first, last)))))
 
     def _split(self, text):
         """text (str) -> list of chunks (str) by the pattern (its ASCII twin on ASCII text)."""
@@ -409,18 +522,37 @@ class BPETokenizer:
         _check_text(text)
         chunks = self._split(text)
         cache = self._cache
-        missing = set(chunks).difference(cache)
+        distinct = set(chunks)
+        missing = distinct.difference(cache)
+        for chunk in distinct.difference(missing) if missing else distinct:
+            cache[chunk] = cache.pop(chunk)              # most recently used: to the end
         if missing:
-            if len(cache) + len(missing) > self.cache_max:
-                cache.clear()
-                missing = set(chunks)
-            encode_chunk = self._encode_chunk
-            try:
+            if text.isascii():
+                encode_chunk = self._encode_chunk
                 for chunk in missing:
                     cache[chunk] = encode_chunk(chunk)
-            except UnicodeEncodeError:  # lone surrogates: no UTF-8 bytes
-                return self.encode_ordinary(_utf8_text(text))
-        return list(chain.from_iterable(map(cache.__getitem__, chunks)))
+            else:
+                missing = list(missing)
+                try:
+                    cache.update(zip(missing, self._encode_cut(missing)))
+                except UnicodeEncodeError:  # lone surrogates: no UTF-8 bytes
+                    return self.encode_ordinary(_utf8_text(text))
+        ids = list(chain.from_iterable(map(cache.__getitem__, chunks)))
+        if missing:
+            self._trim_cache(missing)
+        return ids
+
+    def _trim_cache(self, added):
+        """Drop the just-`added` chunks that are too long to keep, then the least recently used
+        entries beyond `cache_max`."""
+        cache, limit = self._cache, self.cache_max_chars
+        for chunk in added:
+            if len(chunk) > limit:
+                del cache[chunk]
+        excess = len(cache) - self.cache_max
+        if excess > 0:
+            for key in list(islice(cache, excess)):
+                del cache[key]
 
     def _special_re(self, names, group=True):
         """Compiled regex matching any of the special token names (longest first)."""
