@@ -641,3 +641,38 @@ def test_decode_bad_ids_clear_errors(trained):
         for bad in ([1.0], [np.float32(1)], [None], ["a"], np.array([0.5])):
             with pytest.raises(TypeError, match="ints|integers"):
                 tok.decode(bad)
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_non_ascii_cut_paths_match_tiktoken(trained, whole, monkeypatch):
+    """Non-ASCII text is cut where no merge joins two bytes: chunk by chunk (cached), or, for
+    texts of mostly new chunks, the whole text at once (`_TEXT_CUT_MIN`, lowered here to 0)."""
+    tiktoken = pytest.importorskip("tiktoken")
+    import tinylm.tokenizers as T
+    monkeypatch.setattr(T, "_TEXT_CUT_MIN", -1 if whole else 10**9)
+    ranks = {trained.vocab[i]: i for i in range(trained.vocab_size) if i != trained.eot_token}
+    enc = tiktoken.Encoding("trained", pat_str=PATTERNS["gpt4"], mergeable_ranks=ranks, special_tokens={})
+    calls = []
+    real = BPETokenizer._encode_text_cut
+    monkeypatch.setattr(BPETokenizer, "_encode_text_cut", lambda self, *a: calls.append(1) or real(self, *a))
+    rng = np.random.default_rng(4)
+    for text in (_SAMPLE, rng.integers(0, 256, 3000, dtype=np.uint8).tobytes().decode("utf-8", "replace"),
+                 "ä" * 500 + " é" * 50, "x\ud800y Ça"):
+        tok = BPETokenizer(trained.merges, pattern="gpt4")
+        assert tok.encode_ordinary(text) == enc.encode_ordinary(text)
+        assert tok.encode_ordinary(text) == enc.encode_ordinary(text)          # warm: the same
+    assert bool(calls) == whole
+    skipping = BPETokenizer(trained.merges, pattern=r"\w+")                    # chunks do not cover the text
+    assert skipping.decode(skipping.encode("Ça va, déjà?")) == "Çavadéjà"
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts)
+def test_gpt2_whole_text_cut_matches_tiktoken(gpt2, tiktoken_gpt2, s):
+    import tinylm.tokenizers as T
+    old, T._TEXT_CUT_MIN = T._TEXT_CUT_MIN, -1
+    try:
+        gpt2._cache.clear()
+        assert gpt2.encode_ordinary(s) == tiktoken_gpt2.encode_ordinary(s)
+    finally:
+        T._TEXT_CUT_MIN = old

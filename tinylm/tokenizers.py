@@ -32,7 +32,8 @@ import json
 import re
 import warnings
 from collections import Counter, defaultdict
-from itertools import chain, islice, repeat
+from itertools import chain, compress, count, islice, repeat
+from operator import is_not
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ GPT2_EOT = "<|endoftext|>"
 _FORMAT = "tinylm-bpe 1"      # first line of a saved BPE file
 _NO_RANK = 1 << 62            # "this pair has no merge"; larger than any rank
 _SHORT_CHUNK = 32             # chunks of more ids than this merge with BPETokenizer._bpe_long
+_TEXT_CUT_MIN = 10_000        # new chunks above which (and 10% of all) a text is cut whole
 
 # Limits for tokenizer files tinylm did not write (docs/06-bpe.md, "Loading files you did not
 # write"); a file beyond them gets a ValueError naming the file and the field.
@@ -210,6 +212,12 @@ def _check_ids(ids):
                 raise TypeError(f"token ids must be ints, got {type(t).__name__} {t!r:.40} at position {i}")
         ids = [t.__index__() for t in ids]
     return ids
+
+
+def _cut_bytes(arr, cut):
+    """UTF-8 bytes (uint8 array) -> list of bytes, a new one wherever `cut` (bool, cut[0] True)
+    is True. Byte 0xFF never occurs in UTF-8: it is inserted at the cuts and split on, in C."""
+    return np.insert(arr, np.flatnonzero(cut[1:]) + 1, 0xFF).tobytes().split(b"\xff")
 
 
 def _is_id(i):
@@ -539,20 +547,26 @@ class BPETokenizer:
         most two entries, so the work is O(n) entries plus sorting them: O(n log n).
         """
         get, merge_list = self._ranks.get, self._merge_list
-        n = len(ids)
-        nxt = list(range(1, n + 1))
-        prv = list(range(-1, n - 1))
+        ranks = list(map(get, zip(ids, ids[1:])))
+        ranked = list(compress(count(), map(is_not, ranks, repeat(None))))   # C loops: fast when few
+        if not ranked:
+            return ids
         buckets = {}
-        for i, r in enumerate(map(get, zip(ids, ids[1:]))):
-            if r is not None:
-                bucket = buckets.get(r)
-                if bucket is None:
-                    buckets[r] = [i]
-                else:
-                    bucket.append(i)
+        for i in ranked:
+            r = ranks[i]
+            bucket = buckets.get(r)
+            if bucket is None:
+                buckets[r] = [i]
+            else:
+                bucket.append(i)
+        del ranks, ranked
+        n = len(ids)
+        ids.append(-2)                    # a sentinel at n, and at -1 (before the first): no pairs
+        nxt = list(range(1, n + 2))
+        prv = list(range(-1, n))
         order = list(buckets)
         heapq.heapify(order)
-        heappush, heappop = heapq.heappush, heapq.heappop
+        heappush, heappop, bucket_of = heapq.heappush, heapq.heappop, buckets.get
         while order:
             rank = heappop(order)
             a, b, new = merge_list[rank]
@@ -562,31 +576,32 @@ class BPETokenizer:
                 if ids[i] != a:               # merged away, or its token changed
                     continue
                 j = nxt[i]
-                if j == n or ids[j] != b:     # its right neighbour changed
+                if ids[j] != b:               # its right neighbour changed
                     continue
                 ids[i] = new
                 ids[j] = -1
                 k = nxt[j]
                 nxt[i] = k
-                if k != n:
-                    prv[k] = i
-                    r = get((new, ids[k]))
-                    if r is not None:
-                        if r in buckets:
-                            buckets[r].append(i)
-                        else:
-                            buckets[r] = [i]
-                            heappush(order, r)
+                prv[k] = i
+                r = get((new, ids[k]))
+                if r is not None:
+                    more = bucket_of(r)
+                    if more is None:
+                        buckets[r] = [i]
+                        heappush(order, r)
+                    else:
+                        more.append(i)
                 h = prv[i]
-                if h >= 0:
-                    r = get((ids[h], new))
-                    if r is not None:
-                        if r in buckets:
-                            buckets[r].append(h)
-                        else:
-                            buckets[r] = [h]
-                            heappush(order, r)
-        return [t for t in ids if t >= 0]
+                r = get((ids[h], new))
+                if r is not None:
+                    more = bucket_of(r)
+                    if more is None:
+                        buckets[r] = [h]
+                        heappush(order, r)
+                    else:
+                        more.append(h)
+        ids.pop()
+        return list(filter((-1).__ne__, ids))
 
     def _byte_ids_of(self, data):
         """bytes -> list of byte-token ids."""
@@ -626,15 +641,43 @@ class BPETokenizer:
         bounds = np.flatnonzero(cut)
         first = np.searchsorted(bounds, starts).tolist()  # each chunk's first piece
         last = np.searchsorted(bounds, ends).tolist()     # ... and one past its last
-        bounds = bounds.tolist()
-        bounds.append(n)
-        pieces = list(map(blob.__getitem__, map(slice, bounds, bounds[1:])))
+        pieces = _cut_bytes(arr, cut)
         memo = dict.fromkeys(pieces)
         bpe, byte_ids_of = self._bpe, self._byte_ids_of
         for piece in memo:
             memo[piece] = bpe(byte_ids_of(piece))
         ids = list(map(memo.__getitem__, pieces))
         return list(map(list, map(chain.from_iterable, map(ids.__getitem__, map(slice, first, last)))))
+
+    def _encode_text_cut(self, text, chunks):
+        """`text`'s ids from its pieces (see `_encode_cut`) without caching its chunks, or None
+        where its chunks do not cover it (a custom pattern may skip text). For large texts whose
+        chunks are mostly new: it saves building and caching each chunk's list of ids."""
+        lens = np.fromiter(map(len, chunks), np.intp, len(chunks))
+        if int(lens.sum()) != len(text):
+            return None
+        blob = text.encode("utf-8")
+        n = len(blob)
+        arr = np.frombuffer(blob, np.uint8)
+        cut = np.empty(n, bool)                           # cut[i]: a piece starts at byte i
+        cut[:1] = True
+        np.logical_not(self._joinable[(arr[:-1].astype(np.intp) << 8) | arr[1:]], out=cut[1:])
+        chars = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+        byte_of = np.zeros(len(chars) + 1, np.intp)       # char index -> byte offset
+        np.cumsum(1 + (chars >= 0x80) + (chars >= 0x800) + (chars >= 0x10000), out=byte_of[1:])
+        cut[byte_of[np.cumsum(lens) - lens]] = True       # where each chunk starts
+        pieces = _cut_bytes(arr, cut)
+        cache = self._cache
+        distinct = set(pieces)
+        missing = distinct.difference(cache)
+        for piece in distinct.difference(missing):
+            cache[piece] = cache.pop(piece)               # most recently used: to the end
+        bpe, byte_ids_of = self._bpe, self._byte_ids_of
+        for piece in missing:
+            cache[piece] = bpe(byte_ids_of(piece))
+        ids = list(chain.from_iterable(map(cache.__getitem__, pieces)))
+        self._trim_cache(missing)
+        return ids
 
     def _split(self, text):
         """text (str) -> list of chunks (str) by the pattern (its ASCII twin on ASCII text)."""
@@ -678,8 +721,13 @@ class BPETokenizer:
                 for chunk in missing:
                     cache[chunk] = encode_chunk(chunk)
             else:
-                missing = list(missing)
                 try:
+                    if len(missing) > _TEXT_CUT_MIN and 10 * len(missing) > len(chunks):
+                        # mostly new chunks (text of rare characters): pieces of the whole text
+                        ids = self._encode_text_cut(text, chunks)
+                        if ids is not None:
+                            return ids
+                    missing = list(missing)
                     cache.update(zip(missing, self._encode_cut(missing)))
                 except UnicodeEncodeError:  # lone surrogates: no UTF-8 bytes
                     return self.encode_ordinary(_utf8_text(text))
