@@ -17,9 +17,20 @@ merge updates only the chunks that contain the merged pair; a heap with lazy inv
 finds the next pair. Tie rule: the highest count wins; among equal counts, the smallest pair
 `(left id, right id)` wins. (This reproduces Wikipedia's "aaabdaaabac" example.)
 
-Encoding keeps a per-chunk cache, so a repeated word costs one dict lookup. A chunk whose bytes
-are a whole token becomes that token at once (as tiktoken does); for vocabularies learned by BPE
-(ours, GPT-2's) this is what the merges give anyway, and the tests check it.
+Encoding keeps a bounded LRU chunk cache (`BPETokenizer.cache_max` entries, chunks up to
+`cache_max_chars`), so a repeated word costs one dict lookup. A chunk whose bytes are a whole
+token becomes that token at once (as tiktoken does); for vocabularies learned by BPE (ours,
+GPT-2's) this is what the merges give anyway, and the tests check it. Merging is the classic
+loop for short chunks and O(n log n) for long ones (`_bpe_long`: a linked list and buckets of
+ranked pairs), so one long word, a run of spaces or a minified file costs about what tiktoken
+does. Non-ASCII chunks are first cut where no merge can join two bytes, and the pieces merged
+alone (same ids; text of rare characters makes few distinct pieces).
+
+Files and checkpoint dicts may come from strangers: their loaders check every field (ids in
+0..MAX_TOKEN_ID, at most MAX_UNUSED_IDS unused, JSON depth and size through tinylm.validate,
+files up to MAX_FILE_BYTES) and raise ValueError naming the file and field. A file's split
+pattern names a preset; a custom one is code and loads only with `trust_pattern=True`, bounded
+in size (MAX_PATTERN_SIZE) and run under `regex`'s timeout (`BPETokenizer.pattern_timeout`).
 
 Leaves out: Unicode normalisation, SentencePiece/unigram models, byte fallback, multi-threaded
 batch encoding, and anything about datasets (tinylm/data.py).
@@ -41,7 +52,8 @@ import regex
 
 from .validate import parse_json, read_json
 
-__all__ = ["CharTokenizer", "BPETokenizer", "PATTERNS", "bytes_to_unicode", "tokenizer_from_dict"]
+__all__ = ["CharTokenizer", "BPETokenizer", "PATTERNS", "bytes_to_unicode", "tokenizer_from_dict",
+           "MAX_TOKEN_ID", "MAX_UNUSED_IDS", "MAX_FILE_BYTES", "MAX_PATTERN_SIZE", "MAX_PATTERN_DEPTH"]
 
 # Pre-tokenization presets, as tiktoken writes them. "gpt2" is r50k's form of GPT-2's
 # r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+" (the same
@@ -361,8 +373,8 @@ class BPETokenizer:
       special_tokens  dict str -> id, tokens that never come out of merges
     """
 
-    cache_max = 1 << 16          # LRU chunk cache: at most this many entries (about 10 MB of text)
-    cache_max_chars = 64         # chunks (and pieces) longer than this are not cached
+    cache_max = 1 << 16          # the LRU chunk cache holds at most this many entries (chunks, and
+    cache_max_chars = 64         # pieces as bytes) of at most this many chars: ~45 MB at worst
 
     def __init__(self, merges=None, *, pattern="gpt2", special_tokens=None, byte_ids=None):
         """merges: dict (int, int) -> int in rank order (or None); special_tokens: dict str -> int."""
