@@ -563,14 +563,9 @@ class BPETokenizer:
         ranked = list(compress(count(), map(is_not, ranks, repeat(None))))   # C loops: fast when few
         if not ranked:
             return ids
-        buckets = {}
+        buckets = defaultdict(list)
         for i in ranked:
-            r = ranks[i]
-            bucket = buckets.get(r)
-            if bucket is None:
-                buckets[r] = [i]
-            else:
-                bucket.append(i)
+            buckets[ranks[i]].append(i)
         del ranks, ranked
         n = len(ids)
         ids.append(-2)                    # a sentinel at n, and at -1 (before the first): no pairs
@@ -578,7 +573,7 @@ class BPETokenizer:
         prv = list(range(-1, n))
         order = list(buckets)
         heapq.heapify(order)
-        heappush, heappop, bucket_of = heapq.heappush, heapq.heappop, buckets.get
+        heappush, heappop = heapq.heappush, heapq.heappop
         while order:
             rank = heappop(order)
             a, b, new = merge_list[rank]
@@ -596,22 +591,16 @@ class BPETokenizer:
                 nxt[i] = k
                 prv[k] = i
                 r = get((new, ids[k]))
-                if r is not None:
-                    more = bucket_of(r)
-                    if more is None:
-                        buckets[r] = [i]
+                if r is not None:             # the new pair on the right
+                    if r not in buckets:
                         heappush(order, r)
-                    else:
-                        more.append(i)
+                    buckets[r].append(i)
                 h = prv[i]
                 r = get((ids[h], new))
-                if r is not None:
-                    more = bucket_of(r)
-                    if more is None:
-                        buckets[r] = [h]
+                if r is not None:             # ... and on the left
+                    if r not in buckets:
                         heappush(order, r)
-                    else:
-                        more.append(h)
+                    buckets[r].append(h)
         ids.pop()
         return list(filter((-1).__ne__, ids))
 
