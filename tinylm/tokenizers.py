@@ -666,7 +666,8 @@ class BPETokenizer:
         chars = np.frombuffer(text.encode("utf-32-le"), np.uint32)
         byte_of = np.zeros(len(chars) + 1, np.intp)       # char index -> byte offset
         np.cumsum(1 + (chars >= 0x80) + (chars >= 0x800) + (chars >= 0x10000), out=byte_of[1:])
-        cut[byte_of[np.cumsum(lens) - lens]] = True       # where each chunk starts
+        starts = byte_of[np.cumsum(lens) - lens]
+        cut[starts[starts < n]] = True                    # where each chunk starts
         pieces = _cut_bytes(arr, cut)
         cache = self._cache
         distinct = set(pieces)
