@@ -559,6 +559,8 @@ class BPETokenizer:
         most two entries, so the work is O(n) entries plus sorting them: O(n log n).
         """
         get, merge_list = self._ranks.get, self._merge_list
+        if (ids[0], ids[0]) not in self._ranks and ids.count(ids[0]) == len(ids):
+            return ids                    # one byte repeated (a run of spaces) that never merges
         ranks = list(map(get, zip(ids, ids[1:])))
         ranked = list(compress(count(), map(is_not, ranks, repeat(None))))   # C loops: fast when few
         if not ranked:
