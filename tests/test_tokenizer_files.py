@@ -14,7 +14,6 @@ lowered for the duration of the load). TINYLM_FUZZ_EXAMPLES raises their example
 import contextlib
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -22,6 +21,11 @@ import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+
+try:
+    import resource                  # Unix only: the memory caps
+except ImportError:
+    resource = None
 
 from tinylm.tokenizers import (MAX_TOKEN_ID, MAX_UNUSED_IDS, PATTERNS, BPETokenizer, CharTokenizer,
                                bytes_to_unicode, tokenizer_from_dict)
@@ -220,6 +224,7 @@ def test_trusted_pattern_that_backtracks_raises_in_bounded_time(tok, tmp_path):
         slow.train("a" * 60 + "é", 260)             # training with the file's pattern: guarded too
 
 
+@pytest.mark.skipif(resource is None, reason="needs the resource module (Unix) for the memory cap")
 @pytest.mark.parametrize("pattern, message", [
     ("a{1000000000}", "too large"), ("(?:a{1000}){1000}", "too large"), ("(?:(?:a{100}){100}){100}", "too large"),
     ("[ab]{4294967296}", "too large"), ("(" * 5000 + ")" * 5000, "deeper"), ("(unclosed", "bad pattern")])
@@ -252,26 +257,31 @@ class _TimeCap(Exception):
 @contextlib.contextmanager
 def capped(seconds=TIME_CAP_S, extra_bytes=MEMORY_CAP):
     """Raise _TimeCap after `seconds` (interval timer) and, on Linux, MemoryError beyond
-    `extra_bytes` more address space (RLIMIT_AS's soft limit, restored afterwards)."""
+    `extra_bytes` more address space (RLIMIT_AS's soft limit, restored afterwards). Where
+    neither exists (Windows), the load runs uncapped."""
     def alarm(signum, frame):
         raise _TimeCap(f"over {seconds} s")
-    old_handler = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    timer = hasattr(signal, "setitimer")
+    if timer:
+        old_handler = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    limits = resource.getrlimit(resource.RLIMIT_AS) if resource else None
     try:
         with open("/proc/self/statm") as f:
             used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        cap = used + extra_bytes
+        cap, hard = used + extra_bytes, limits[1]
         if hard == resource.RLIM_INFINITY or cap < hard:
             resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    except (OSError, ValueError):
-        pass                                    # no /proc: the time cap only
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass                                    # no /proc or no resource: the time cap only
     try:
         yield
     finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old_handler)
+        if limits:
+            resource.setrlimit(resource.RLIMIT_AS, limits)
+        if timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_handler)
 
 
 _NUMBERS = [b"99999999999", b"-1", b"1e999", b"1.5", b"2147483648", b"9" * 5000, b"true", b"null", b'"7"']
