@@ -25,9 +25,7 @@ PAGES = sorted(DOCS.glob("*.md")) + sorted(DOCS.glob("exercises/*.md")) + [REPO 
 CHAPTERS = sorted(DOCS.glob("[01][0-9]-*.md"))
 
 # new layout -> today's file(s), used only while the new file is absent
-MOVED = {
-    "tinylm/hub.py": ["tinylm/model.py"],      # Hugging Face folders: GPT.from_pretrained / save_pretrained today
-}
+MOVED = {}   # a linked file that does not exist yet -> where its code lives today (none at present)
 # chapters without a "Where in the source" box yet, with the reason
 NO_BOX = {"09-gpu.md": "owned by another session (issue 17 leaves chapter 9 to the GPU work)"}
 

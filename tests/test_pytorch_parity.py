@@ -457,7 +457,7 @@ TINYLM_ONLY = {"GPT", "GPTConfig", "PRESETS", "sample_next", "CharTokenizer", "B
                "safetensors", "tokenizers", "train", "data", "checkpoint", "get_array_module", "parse_device",
                "gpu_available", "sum_to", "GradcheckError", "F", "functional", "nn", "optim", "utils", "bool_",
                "MLP", "KVCache", "CausalSelfAttention", "Block", "IncompatibleKeys", "Tensor", "causal_mask",
-               "causal_self_attention", "masked_fill"}
+               "causal_self_attention", "masked_fill", "use_fused_kernels"}
 
 
 def test_every_name_in_the_audit_table_exists():

@@ -32,6 +32,8 @@ from .sampling import sample_next
 from .serialization import save, load
 from .tensor import Tensor
 from .tokenizers import CharTokenizer, BPETokenizer
+from . import cuda_kernels  # outer ring: fused CuPy kernels, off unless TINYLM_FUSED=1
+from .cuda_kernels import use_fused_kernels
 
 __version__ = "0.1.0"
 
@@ -44,6 +46,6 @@ __all__ = [
     "gpu_available", "get_array_module", "parse_device", "sum_to", "gradcheck", "GradcheckError",
     "F", "functional", "backend", "optim", "data", "checkpoint", "nn", "train",
     "sampling", "safetensors", "tokenizers", "GPT", "GPTConfig", "PRESETS", "sample_next", "CharTokenizer",
-    "BPETokenizer", "float32", "float64", "int32", "int64", "long", "bool_", "bool", "randperm", "pow", "einsum",
-    "compile", "autocast", "bfloat16", "backends", "utils", "empty", "logsumexp", "norm",
+    "BPETokenizer", "float32", "float64", "int32", "int64", "long", "bool_", "bool", "use_fused_kernels",
+    "randperm", "pow", "einsum", "compile", "autocast", "bfloat16", "backends", "utils", "empty", "logsumexp", "norm",
 ]

@@ -32,8 +32,31 @@ Histogram = namedtuple("histogram", ["hist", "bin_edges"])           # as torch.
 
 # ---------------------------------------------------------------------------- Tensor methods
 class _TensorMethods:
-    """Tensor methods outside the GPT's path, attached to Tensor below: Python's protocols (len, iter,
-    bool, float, int, index, format), NumPy's (np.asarray), printing, and PyTorch's extras."""
+    """Tensor methods outside the GPT's path, attached to Tensor below: comparisons (boolean masks,
+    outside the graph), Python's protocols (len, iter, bool, float, int, index, format), NumPy's
+    (np.asarray), printing, and PyTorch's extras."""
+
+    def size(self, dim=None, *, axis=None):
+        """The shape (PyTorch's name), or the length of axis `dim`."""
+        dim = _axis(axis, self.ndim, "size", dim)
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self):
+        """The number of axes (PyTorch's name for ndim)."""
+        return self.data.ndim
+
+    def _compare(self, other, op):
+        other = other.data if isinstance(other, Tensor) else scalar(other)
+        return Tensor._make(op(self.data, other), self.device)
+
+
+    __lt__ = lambda self, o: self._compare(o, lambda a, b: a < b)
+    __le__ = lambda self, o: self._compare(o, lambda a, b: a <= b)
+    __gt__ = lambda self, o: self._compare(o, lambda a, b: a > b)
+    __ge__ = lambda self, o: self._compare(o, lambda a, b: a >= b)
+    __eq__ = lambda self, o: self._compare(o, lambda a, b: a == b)   # elementwise, as PyTorch and NumPy
+    __ne__ = lambda self, o: self._compare(o, lambda a, b: a != b)
+    __hash__ = object.__hash__  # by identity, so tensors can key dicts (optimiser state)
 
     def __len__(self):
         if not self.ndim:
@@ -392,7 +415,7 @@ def _values_only(self):
 
 
 for _name, _method in vars(_TensorMethods).items():
-    if _name not in ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__"):
+    if _name not in ("__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__hash__"):
         setattr(Tensor, _name, _method)
 Tensor.abs = Tensor.__abs__
 for _name, _method in {

@@ -47,9 +47,7 @@ class GPTConfig:
     @classmethod
     def from_preset(cls, name, **overrides):
         """The config of a named preset (see PRESETS), with some fields overridden."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return from_table(cls, PRESETS, name, overrides)
 
     def to_dict(self):
         """The fields as a plain dict (JSON-able, for checkpoints)."""
@@ -63,6 +61,13 @@ class GPTConfig:
         if extra:
             raise ValueError(f"GPTConfig: unknown fields {extra}")
         return cls(**d)
+
+
+def from_table(cls, presets, name, overrides, what="preset"):
+    """cls(**presets[name]) with some fields overridden; an unknown name lists the known ones."""
+    if name not in presets:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(presets)}")
+    return cls(**{**presets[name], **overrides})
 
 
 PRESETS = {
@@ -122,6 +127,8 @@ class GPT(Module):
             arr = x.data
         elif isinstance(x, (list, tuple, int, np.ndarray, np.integer)):
             arr = backend.to_device(np.asarray(x), device)
+        elif not hasattr(x, "dtype"):
+            raise TypeError(f"{what} must be token ids (a Tensor, an array or a list), got {type(x).__name__}")
         else:
             if backend.device_of(x) != device:
                 raise ValueError(f"{what} is on '{backend.device_of(x)}' but the model is on '{device}'")
@@ -203,11 +210,14 @@ class GPT(Module):
         mode under no_grad (the training mode is restored). `use_cache=False` recomputes the
         whole window at every step (the same result, slower).
         """
-        for name, value, low in (("max_new_tokens", max_new_tokens, 0), ("num_samples", num_samples, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"generate: {name} must be an int >= {low}, got {value!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"generate: seed must be an int >= 0 or None, got {seed!r}")
+        for name, value, low, high in (("max_new_tokens", max_new_tokens, 0, 2**40), ("num_samples", num_samples, 1, 2**40),
+                                       ("seed", seed, 0, 2**63), ("stop_token", stop_token, 0, self.config.vocab_size - 1)):
+            if value is None and name in ("seed", "stop_token"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"generate: {name} must be an int, got {type(value).__name__} {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"generate: {name} must be an int in [{low}, {high}], got {value}")
         xp = backend.array_module(self.device)
         ids = self._as_ids(idx)
         if ids.ndim == 1:
@@ -217,6 +227,9 @@ class GPT(Module):
         if num_samples > 1:
             ids = xp.repeat(ids, num_samples, axis=0)                  # (B, T), B = rows * num_samples
         B, T0 = ids.shape
+        if B * (T0 + max_new_tokens) > 2**28:                          # the ids alone would take over 2 GiB
+            raise ValueError(f"generate: {B} rows of {T0 + max_new_tokens} token ids would take "
+                             f"{B * (T0 + max_new_tokens) / 2**27:.0f} GiB; ask for fewer tokens or rows at a time")
         out = xp.zeros((B, T0 + max_new_tokens), dtype=np.int64)        # (B, T0 + new)
         out[:, :T0] = ids
         gen = backend.Generator(self.device, seed) if seed is not None else backend.get_generator(self.device)

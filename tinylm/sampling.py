@@ -28,6 +28,11 @@ def _floats(logits):
     return logits if logits.dtype.kind == "f" else logits.astype(backend.DEFAULT_DTYPE)
 
 
+def _real(x):
+    """True for a real number that is not a bool (a setting such as temperature or top_p)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
 def top_k_filter(logits, k):
     """Logits (B, V) with all but each row's k largest set to -inf (exactly k kept; ties broken by index)."""
     logits = _floats(_raw(logits))
@@ -52,6 +57,8 @@ def top_p_filter(logits, p):
     logits = _floats(_raw(logits))
     if p is None:
         return logits
+    if not _real(p):
+        raise TypeError(f"top_p must be a number, got {type(p).__name__} {p!r}")
     if not 0.0 < p <= 1.0:                                          # also refuses nan
         raise ValueError(f"top_p must be in (0, 1], got {p}")
     if p == 1.0:
@@ -86,6 +93,8 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
         return Tensor._make(sample_next(logits.data, temperature, top_k, top_p, generator), logits.device)
     logits = _raw(logits)
     xp = backend.get_array_module(logits)
+    if not _real(temperature):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r}")
     if not temperature >= 0 or temperature == float("inf"):        # also refuses nan
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if temperature == 0:

@@ -60,18 +60,9 @@ class Tensor:
     is_leaf = property(lambda self: self._ctx is None, doc="True for tensors no recorded op made.")
     T = property(lambda self: self.permute(*reversed(range(self.ndim))), doc="All axes reversed.")
 
-    def size(self, dim=None, *, axis=None):
-        """The shape (PyTorch's name), or the length of axis `dim`."""
-        dim = _axis(axis, self.ndim, "size", dim)
-        return self.shape if dim is None else self.shape[dim]
-
     def numel(self):
         """The number of elements."""
         return int(self.data.size)
-
-    def dim(self):
-        """The number of axes (PyTorch's name for ndim)."""
-        return self.data.ndim
 
     # ------------------------------------------------------------------ conversions
     def item(self):
@@ -224,19 +215,6 @@ class Tensor:
 
     def __getitem__(self, index):
         return ops.GetItem.apply(self, index=_index(index, self))
-
-    # comparisons give boolean tensors outside the graph (masks)
-    def _compare(self, other, op):
-        other = other.data if isinstance(other, Tensor) else scalar(other)
-        return Tensor._make(op(self.data, other), self.device)
-
-    __lt__ = lambda self, o: self._compare(o, lambda a, b: a < b)
-    __le__ = lambda self, o: self._compare(o, lambda a, b: a <= b)
-    __gt__ = lambda self, o: self._compare(o, lambda a, b: a > b)
-    __ge__ = lambda self, o: self._compare(o, lambda a, b: a >= b)
-    __eq__ = lambda self, o: self._compare(o, lambda a, b: a == b)   # elementwise, as PyTorch and NumPy
-    __ne__ = lambda self, o: self._compare(o, lambda a, b: a != b)
-    __hash__ = object.__hash__  # by identity, so tensors can key dicts (optimiser state); compare with `is`
 
     # ------------------------------------------------------------------ reductions
     def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):

@@ -48,6 +48,7 @@ from . import backend, optim
 from .engine import no_grad
 from .checkpoint import check_config, load_checkpoint, save_checkpoint
 from .data import Splits, TokenDataset
+from .model import from_table
 from .safetensors import remove_stale_temporaries
 from .validate import check_dict, check_int, check_number
 
@@ -99,9 +100,7 @@ class TrainConfig:
     @classmethod
     def from_preset(cls, name, **overrides):
         """The config of a named preset (see PRESETS), with some fields overridden."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown training preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return from_table(cls, PRESETS, name, overrides, "training preset")
 
 
 PRESETS = {
