@@ -766,7 +766,7 @@ def _roll(self, shifts, dims=None):
     dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
     if len(shifts) != len(dims):
         raise ValueError(f"roll: shifts {shifts} and dims {dims} differ in length")
-    out, xp = self, backend.get_array_module(self.data)
+    out = self
     for s, d in zip(shifts, dims):
         a = _axis(d, self.ndim, "roll")
         n = self.shape[a]
@@ -835,7 +835,7 @@ def _outer(self, vec2):
 
 
 # ---------------------------------------------------------------------------- in-place methods
-def _fill_with(self, data, what):
+def _fill_with(self, data):
     """Write `data` (an array or scalar) into self, in place, and count the change."""
     xp = backend.get_array_module(self.data)
     if hasattr(data, "shape") and tuple(data.shape) != self.shape:
@@ -854,18 +854,18 @@ def _copy_(self, src, non_blocking=False):
         except ValueError:
             raise ValueError(f"copy_: source of shape {tuple(value.shape)} does not broadcast to {self.shape}") \
                 from None
-    return _fill_with(self, value, "copy_")
+    return _fill_with(self, value)
 
 
 def _zero_(self):
     """Set every element to 0, in place."""
     _write_operand(self, 0, "zero_")
-    return _fill_with(self, 0, "zero_")
+    return _fill_with(self, 0)
 
 
 def _fill_(self, value):
     """Set every element to `value` (a number or a 0-d tensor), in place."""
-    return _fill_with(self, _write_operand(self, value, "fill_"), "fill_")
+    return _fill_with(self, _write_operand(self, value, "fill_"))
 
 
 def _random_(kind):
@@ -880,7 +880,7 @@ def _random_(kind):
             draw = gen.normal(self.shape, self.dtype) * float(b) + float(a)
         else:
             draw = gen.uniform(self.shape, self.dtype) * (float(b) - float(a)) + float(a)
-        return _fill_with(self, draw.astype(self.dtype, copy=False), f"{kind}_")
+        return _fill_with(self, draw.astype(self.dtype, copy=False))
     method.__name__ = kind + "_"
     method.__doc__ = ("Fill with normal samples of mean `a` and std `b` (PyTorch's normal_(mean, std)), in place."
                       if kind == "normal" else "Fill with uniform samples in [a, b) (PyTorch's uniform_(from, to)), in place.")
@@ -890,13 +890,13 @@ def _random_(kind):
 def _masked_fill_(self, mask, value):
     """`value` where `mask` is true, in place (outside the graph)."""
     value = _write_operand(self, value, "masked_fill_")
-    return _fill_with(self, self.masked_fill(mask, value).data, "masked_fill_")
+    return _fill_with(self, self.masked_fill(mask, value).data)
 
 
 def _clamp_(self, min=None, max=None):
     """Limit to [min, max] in place (outside the graph)."""
     _write_operand(self, 0, "clamp_")
-    return _fill_with(self, _clamp(self.detach(), min, max).data, "clamp_")
+    return _fill_with(self, _clamp(self.detach(), min, max).data)
 
 
 def _arith_(ufunc, name):
