@@ -27,7 +27,7 @@ CHAPTERS = sorted(DOCS.glob("[01][0-9]-*.md"))
 # new layout -> today's file(s), used only while the new file is absent
 MOVED = {}   # a linked file that does not exist yet -> where its code lives today (none at present)
 # chapters without a "Where in the source" box yet, with the reason
-NO_BOX = {"09-gpu.md": "owned by another session (issue 17 leaves chapter 9 to the GPU work)"}
+NO_BOX = {}
 
 _LINK = re.compile(r"(?<!!)\[([^\]\n]+)\]\(([^)\s]+)\)|!\[[^\]\n]*\]\(([^)\s]+)\)")
 _CODE_NAME = re.compile(r"^`([A-Za-z_][\w.]*)(?:\(\))?`$")
