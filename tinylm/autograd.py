@@ -165,6 +165,34 @@ class profile:
         return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- post-backward hooks
+class _HookHandle:
+    """What register_post_backward_hook returns: `handle.remove()` unregisters the hook."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def remove(self):
+        if self.fn in _post_backward_hooks:
+            _post_backward_hooks.remove(self.fn)
+
+
+_post_backward_hooks = []   # fn() called after every completed backward() walk (DistributedDataParallel)
+
+
+def register_post_backward_hook(fn):
+    """Call `fn()` after every completed `backward()`; returns a handle whose `remove()` undoes it."""
+    if not callable(fn):
+        raise TypeError(f"register_post_backward_hook needs a callable, got {type(fn).__name__}")
+    _post_backward_hooks.append(fn)
+    return _HookHandle(fn)
+
+
+def _run_post_backward_hooks():
+    for fn in list(_post_backward_hooks):
+        fn()
+
+
 # ----------------------------------------------------------------------------- helpers
 def sum_to(grad, shape):
     """Undo broadcasting: sum `grad` down to `shape` (leading axes and size-1 axes)."""
@@ -560,6 +588,7 @@ class Tensor:
         if self._ctx is None or self._retain:  # a leaf, or a tensor that keeps its gradient
             _accumulate(self, grad)
         if self._ctx is None:
+            _run_post_backward_hooks()
             return
         order = _topological_order(self._ctx)
         pending = {id(self._ctx): [None] * self._ctx.n_out}
@@ -600,6 +629,7 @@ class Tensor:
                     slot[x._idx] = gx if prev is None else prev + gx  # out of place: gx may be shared
             if not retain_graph:
                 fn.release()
+        _run_post_backward_hooks()
 
     # ------------------------------------------------------------------ operators
     def __add__(self, other):
