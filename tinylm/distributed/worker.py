@@ -45,7 +45,7 @@ def main(argv):
             return
         if not isinstance(e.code, int):
             print(f"[rank {rank}] {e.code}", file=sys.stderr)
-        _abort(MPI, rank, e.code if isinstance(e.code, int) else 1)
+        _abort(MPI, rank, e.code if isinstance(e.code, int) else 1, f"exited with code {e.code if isinstance(e.code, int) else 1}")
     except BaseException as e:
         tb = e.__traceback__
         while tb is not None and (tb.tb_frame.f_code.co_filename in (__file__, "<frozen runpy>")
@@ -53,11 +53,11 @@ def main(argv):
             tb = tb.tb_next                              # start at the script's own frames
         lines = "".join(traceback.format_exception(type(e), e, tb)).rstrip("\n").split("\n")
         sys.stderr.write("".join(f"[rank {rank}] {line}\n" for line in lines))
-        _abort(MPI, rank, 1)
+        _abort(MPI, rank, 1, "failed")
 
 
-def _abort(MPI, rank, code):
-    sys.stderr.write(f"[rank {rank}] failed: ending all ranks (MPI_Abort)\n")
+def _abort(MPI, rank, code, what):
+    sys.stderr.write(f"[rank {rank}] {what}: ending all ranks (MPI_Abort)\n")
     sys.stdout.flush()
     sys.stderr.flush()
     MPI.COMM_WORLD.Abort(code)
