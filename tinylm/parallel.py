@@ -8,7 +8,7 @@ gradient, so the replicas stay equal without ever sending a weight again.
 
 How the average is taken: the gradients are packed, in reverse registration order (close to
 the order backward produces them), into flat buckets of at most `bucket_cap_mb` (4 MiB by
-default: measured fastest for a 43 MB gradient on 2 processes, see benchmarks/RESULTS.md), one
+default: measured fastest for a 43 MiB gradient on 2 processes, see benchmarks/RESULTS.md), one
 in-place all-reduce (sum) per bucket, then a division by the world size. The average of the
 ranks' gradients is the gradient of the average of their losses, i.e. of the loss of the whole
 global batch when every rank's batch has the same size.
@@ -32,7 +32,7 @@ from . import distributed as dist
 from .autograd import _raw_grad, is_grad_enabled, register_post_backward_hook
 from .nn import Module
 
-BUCKET_CAP_MB = 4   # MiB per flat bucket; 4 beat 1, 25 and one buffer for a 43 MB all-reduce (RESULTS.md)
+BUCKET_CAP_MB = 4   # MiB per flat bucket; 4 beat 1, 25 and one buffer for a 43 MiB all-reduce (RESULTS.md)
 
 
 class _Bucket:
