@@ -79,4 +79,12 @@ ddp.require_backward_grad_sync = True
 ddp(x).sum().backward()
 assert np.allclose(net[0].weight.grad, 2 * expected, rtol=1e-6)
 assert not np.allclose(own, expected)              # the ranks' inputs differ, so averaging changed something
+
+# the strict test device (CuPy's rules): buffers on the device, moved through the host for MPI
+tl.manual_seed(7)
+lin = nn.Linear(3, 2, device="strict")
+sddp = DistributedDataParallel(lin)
+sddp(tl.tensor(np.full((1, 3), r + 1.0, dtype=np.float32), device="strict")).sum().backward()
+assert tl.backend.device_of(lin.weight.grad) == "strict"
+assert np.allclose(tl.backend.to_numpy(lin.weight.grad), (n + 1) / 2), lin.weight.grad   # d/dW of sum(W x) = x
 print(f"rank {r} ok", flush=True)

@@ -120,6 +120,16 @@ def test_init_process_group_nccl_with_fakes_and_its_errors(monkeypatch):
     assert not dist.is_initialized() and nccl.destroyed == 1
     with pytest.raises(RuntimeError, match="init_process_group"):
         dist.get_rank()
+    if not tl.gpu_available():                      # no GPU: the default backend is MPI's
+        dist.init_process_group(comm=FakeComm(1, {}))
+        assert dist.get_backend() == "mpi" and dist.get_rank() == 1
+        with pytest.raises(TypeError, match="Tensor or a NumPy/CuPy array, got list"):
+            dist.all_reduce([1.0, 2.0])
+        with pytest.raises(ValueError, match=r"src must be a rank in 0\.\.1, got 2"):
+            dist.broadcast(np.zeros(2), src=2)
+        with pytest.raises(TypeError, match="AVG needs a floating-point tensor"):
+            dist.all_reduce(np.zeros(2, np.int64), op=dist.ReduceOp.AVG)
+        dist.destroy_process_group()
     with pytest.raises(ValueError, match="unknown backend 'tcp'"):
         dist.init_process_group("tcp", comm=FakeComm(0, {}))
     monkeypatch.setenv("RANK", "1")

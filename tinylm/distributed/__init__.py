@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from .. import backend
+from .. import backend as devices   # "backend" is init_process_group's argument, as in PyTorch
 from ..autograd import Tensor
 
 _DIST_HINT = 'install the dist extra: pip install -e ".[dist]" (mpi4py and the MPICH wheels)'
@@ -98,7 +98,7 @@ def init_process_group(backend=None, *, comm=None, nccl=None):
                            "(call destroy_process_group() first)")
     name = {"gloo": "mpi"}.get(backend, backend)
     if name is None:
-        name = "nccl" if backend_gpu_available() else "mpi"
+        name = "nccl" if devices.gpu_available() else "mpi"
     if name not in ("mpi", "nccl"):
         raise ValueError(f"init_process_group: unknown backend {backend!r}; choose 'mpi' ('gloo'), or 'nccl'")
     if comm is None:
@@ -112,16 +112,11 @@ def init_process_group(backend=None, *, comm=None, nccl=None):
     if name == "nccl":
         if nccl is None:
             nccl = _import_nccl()
-            cupy = backend._import_cupy()
+            cupy = devices._import_cupy()
             local = int(os.environ.get("LOCAL_RANK", rank))
             cupy.cuda.Device(local % cupy.cuda.runtime.getDeviceCount()).use()
         nccl_comm = nccl_bootstrap(comm, nccl, rank, size)
     _group = _Group(name, comm, nccl_comm, nccl)
-
-
-def backend_gpu_available():
-    """Whether CuPy finds a CUDA GPU (the default backend is then 'nccl')."""
-    return backend.gpu_available()
 
 
 def is_available():
@@ -178,7 +173,7 @@ def _array(tensor, fn):
     """The raw array behind `tensor` (a Tensor or a NumPy/CuPy array)."""
     if isinstance(tensor, Tensor):
         return tensor.data
-    if isinstance(tensor, np.ndarray) or backend._is_cupy(tensor):
+    if isinstance(tensor, np.ndarray) or devices._is_cupy(tensor) or devices.device_of(tensor) == "strict":
         return tensor
     raise TypeError(f"{fn}: expected a tinylm Tensor or a NumPy/CuPy array, got {type(tensor).__name__}")
 
@@ -200,7 +195,7 @@ def _check_rank(rank, group, what, fn):
 
 
 def _on_nccl(group, a):
-    return group.nccl_comm is not None and backend._is_cupy(a)
+    return group.nccl_comm is not None and devices._is_cupy(a)
 
 
 def _mpi_op(op):
@@ -227,11 +222,11 @@ def _host(a):
     """(a contiguous host array with a's values, whether it must be copied back into a)."""
     if isinstance(a, np.ndarray) and a.flags.c_contiguous:
         return a, False
-    return np.ascontiguousarray(backend.to_numpy(a)), True
+    return np.ascontiguousarray(devices.to_numpy(a)), True
 
 
 def _write_back(a, host):
-    a[...] = host if isinstance(a, np.ndarray) else backend.to_device(host, backend.device_of(a))
+    a[...] = host if isinstance(a, np.ndarray) else devices.to_device(host, devices.device_of(a))
 
 
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
@@ -285,7 +280,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
             raise ValueError(f"all_gather: tensor_list[{r}] has shape {tuple(o.shape)} and dtype {o.dtype}, "
                              f"the tensor {tuple(a.shape)} and {a.dtype}")
     if _on_nccl(g, a):
-        xp = backend.get_array_module(a)
+        xp = devices.get_array_module(a)
         send, recv = xp.ascontiguousarray(a), xp.empty((g.size,) + tuple(a.shape), a.dtype)
         ptr, n, dtype, _, stream = _nccl_args(g, send)
         g.nccl_comm.allGather(ptr, recv.data.ptr, n, dtype, stream)
@@ -298,7 +293,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
         if _on_nccl(g, o):
             o[...] = part
         else:
-            _write_back(o, backend.to_numpy(part))
+            _write_back(o, devices.to_numpy(part))
         _changed(t)
 
 
@@ -311,7 +306,7 @@ def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
     a = _array(tensor, "reduce")
     _check_avg(op, a, "reduce")
     if _on_nccl(g, a) and a.flags.c_contiguous:
-        xp = backend.get_array_module(a)
+        xp = devices.get_array_module(a)
         out = a if g.rank == dst else xp.empty_like(a)
         ptr, n, dtype, nop, stream = _nccl_args(g, a, op)
         g.nccl_comm.reduce(ptr, out.data.ptr, n, dtype, nop, int(dst), stream)
