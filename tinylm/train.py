@@ -551,6 +551,8 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     history.step = step
     if cfg.plot and main and history.stopped != "max_iters":
         plot_log(log_path, png_path)
+    if world > 1:
+        dist.barrier()   # every rank returns once rank 0 has saved: a rank that exits (e.g. 130 after Ctrl-C) ends the job
     return history
 
 
