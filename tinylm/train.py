@@ -410,6 +410,9 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
             warnings.warn(f"resuming with different training settings, so not bit-for-bit: {e}", stacklevel=2)
         if run_seed != cfg.seed:
             warnings.warn(f"resuming with the checkpoint's seed {run_seed}, not {cfg.seed}", stacklevel=2)
+        if extra.get("world_size", 1) != world and main:
+            warnings.warn(f"resuming a run of {extra.get('world_size', 1)} processes on {world}: the global batch "
+                          f"changes, so not bit-for-bit", stacklevel=2)
         if main:
             _trim_log(log_path, step, evaluated=last_eval == step)
     history = History(start_step=step, step=step, best_val_loss=best)
@@ -427,7 +430,7 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
         if not main:
             return
         extra = {"best_val_loss": history.best_val_loss, "bad_evals": bad_evals, "elapsed": elapsed(),
-                 "last_eval_step": step if evaluated else last_eval, "train_config": asdict(cfg)}
+                 "last_eval_step": step if evaluated else last_eval, "train_config": asdict(cfg), "world_size": world}
         save_checkpoint(path, model.state_dict(), opt.state_dict(), model.config,
                         tokenizer.to_dict() if tokenizer is not None else None, step=step, extra=extra, seed=run_seed)
 
