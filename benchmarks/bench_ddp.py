@@ -7,8 +7,8 @@ same global batch, and the 50-step equality check of issue 16.
 
 A step is what tinylm.train runs: forward with loss, zero_grad, backward (DistributedDataParallel
 averages the gradients when it finishes), clip to norm 1, AdamW. Batches are random token ids.
-Each configuration runs `--repeats` times, alternating, and the fastest median step counts (the
-machine is shared). "all-reduce share" is DistributedDataParallel.sync_seconds (pack, all-reduce,
+Each configuration runs `--repeats` times, alternating 1 and 2 processes, and the fastest median
+step of each counts (the machine is shared: the load average is printed before and after). "all-reduce share" is DistributedDataParallel.sync_seconds (pack, all-reduce,
 unpack) over the step time, on rank 0. Needs the dist extra.
 """
 import argparse
@@ -129,7 +129,7 @@ def figure(rows, path):
         ax.set_xticks(procs, [f"{p} x {2 // p} thread{'s' if p == 1 else ''}" for p in procs])
         ax.set_title(f"{preset}, global batch {batch}", fontsize=10)
         ax.set_ylabel("step time (ms)")
-        ax.margins(y=0.15)
+        ax.set_ylim(0, 1.18 * max(1e3 * r["step_s"] for r in mine))
     axes[0].legend(fontsize=8)
     fig.suptitle("Data parallel on a 2-core CPU: the same global batch, 1 or 2 processes", fontsize=10)
     fig.tight_layout()
@@ -148,8 +148,9 @@ def main():
     if a.check:
         return check()
     rows = []
+    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     for preset, batch in CONFIGS:
-        steps, warmup = (20, 3) if preset == "cpu-small" else (5, 2)
+        steps, warmup = (20, 3) if preset == "cpu-small" else (4, 1)
         best = {}
         for _ in range(a.repeats):
             for procs in (1, 2):
@@ -160,6 +161,7 @@ def main():
             print(json.dumps(best[procs]), flush=True)
             rows.append(best[procs])
         print(f"{preset}: 2 processes are {best[1]['step_s'] / best[2]['step_s']:.2f}x the throughput of 1", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}", flush=True)
     if a.figure:
         figure(rows, a.figure)
 
