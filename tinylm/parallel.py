@@ -136,16 +136,16 @@ class DistributedDataParallel(Module):
                     flat[lo:hi] = _raw_grad(p.grad).reshape(-1)
                     flat[b.n + i] = 1
             dist.all_reduce(flat)                        # sum over ranks, in place
-            flat[:b.n] /= world
             present = backend.to_numpy(flat[b.n:]) > 0   # (params,) whether any rank had a gradient
+            xp = backend.get_array_module(flat)
             for p, (lo, hi), has in zip(b.params, b.offsets, present):
                 if not has:
                     continue
-                avg = flat[lo:hi].reshape(p.shape)
-                if p.grad is None or not hasattr(p.grad, "shape") or p.grad is not _raw_grad(p.grad):
-                    p.grad = avg.copy()                  # its own array: the buffer is reused next time
+                total = flat[lo:hi].reshape(p.shape)
+                if p.grad is None or p.grad is not _raw_grad(p.grad):
+                    p.grad = total / world               # its own array: the buffer is reused next time
                 else:
-                    p.grad[...] = avg
+                    xp.divide(total, world, out=p.grad)  # the average, written into the gradient in one pass
         self.sync_seconds += time.perf_counter() - t0
 
     def extra_repr(self):
