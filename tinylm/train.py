@@ -365,6 +365,8 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     progress: show the tqdm bar and print each evaluation.
     on_step(row): called after every step with its row (a KeyboardInterrupt from it stops the
     run cleanly); on_eval(row): called after every evaluation, before the checkpoints are saved.
+    On N processes both are called on every rank, and a KeyboardInterrupt from either, on any
+    rank, stops all ranks together at the next step's check.
     """
     cfg = TrainConfig() if cfg is None else cfg
     if not isinstance(cfg, TrainConfig):
@@ -480,7 +482,12 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                     say(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
                         f"(ppl {row['val_ppl']:.2f}){' *' if improved else ''}, {row['elapsed']:.0f} s")
                     if on_eval is not None:
-                        on_eval(row)
+                        try:
+                            on_eval(row)
+                        except KeyboardInterrupt:
+                            if world == 1:
+                                raise
+                            sigint.requested = True   # N ranks: finish this evaluation, stop together after it
                     last_eval = step
                     save(last_path, evaluated=True)
                     if improved:
