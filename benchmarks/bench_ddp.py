@@ -34,7 +34,7 @@ def worker(preset, global_batch, steps, warmup):
     import tinylm.distributed as dist
     from tinylm import optim
     from tinylm.model import GPT, GPTConfig
-    from tinylm.parallel import DistributedDataParallel
+    from tinylm.nn.parallel import DistributedDataParallel
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:

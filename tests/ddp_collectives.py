@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import tinylm as tl  # noqa: E402
 import tinylm.distributed as dist  # noqa: E402
 from tinylm import nn  # noqa: E402
-from tinylm.parallel import DistributedDataParallel  # noqa: E402
+from tinylm.nn.parallel import DistributedDataParallel  # noqa: E402
 
 dist.init_process_group("gloo")                     # PyTorch's CPU name: the MPI backend
 r, n = dist.get_rank(), dist.get_world_size()

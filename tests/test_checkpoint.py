@@ -275,3 +275,15 @@ def test_keys_that_would_collide_on_load_are_refused(tmp_path, extra):
     with pytest.raises(ValueError, match="cannot be saved"):
         save_checkpoint(tmp_path / "c.npz", {"w": np.zeros(2)}, extra=extra)
     assert not (tmp_path / "c.npz").exists()
+
+
+def test_fortran_order_empty_and_0d_arrays_round_trip(tmp_path):
+    """read_npz checks each member's header against its size, then NumPy reads it: every layout loads."""
+    rng = np.random.default_rng(0)
+    arrays = {"f": rng.standard_normal((3, 4)).astype(np.float32).T, "e": np.zeros((0, 5), np.float32),
+              "s": np.array(2.5, np.float64), "b": np.array([True, False]), "i": np.arange(6, dtype=">i8")}
+    save_checkpoint(tmp_path / "c.npz", arrays, seed=0)
+    out = load_checkpoint(tmp_path / "c.npz").model
+    for k, v in arrays.items():
+        assert out[k].shape == v.shape and out[k].dtype == v.dtype and out[k].flags.writeable, k
+        np.testing.assert_array_equal(out[k], v)

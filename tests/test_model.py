@@ -421,10 +421,12 @@ def test_generate_example_end_to_end(tmp_path, shared_data):
 
 def test_generate_checks_its_counts_and_prompts():
     model = GPT(CFG)
-    for kwargs in (dict(max_new_tokens=-1), dict(max_new_tokens=2, num_samples=0), dict(max_new_tokens=2.5),
+    for kwargs in (dict(max_new_tokens=-1), dict(max_new_tokens=2, num_samples=0),
                    dict(max_new_tokens=2, seed=-1)):    # examples/generate.py --seed -1
         with pytest.raises(ValueError, match="generate: (max_new_tokens|num_samples|seed)"):
             model.generate([[1, 2]], **kwargs)
+    with pytest.raises(TypeError, match="generate: max_new_tokens must be an int, got float"):
+        model.generate([[1, 2]], max_new_tokens=2.5)
     with pytest.raises(ValueError, match="holds no tokens"):
         model(np.zeros((1, 0), np.int64))
 
@@ -459,3 +461,20 @@ def test_from_pretrained_refuses_gpt2_variants_it_does_not_compute(tmp_path, key
     (d / "config.json").write_text(json.dumps({**cfg, key: value}))
     with pytest.raises(ValueError, match=key):
         GPT.from_pretrained(d)
+
+
+def test_hostile_calls_get_clear_errors_before_any_work():
+    model = GPT(CFG)
+    with pytest.raises(TypeError, match="idx must be token ids"):
+        model(None)
+    for kwargs, match in ((dict(stop_token=2**70), "stop_token must be an int in"),    # was an OverflowError
+                          (dict(stop_token=CFG.vocab_size), "stop_token must be an int in"),
+                          (dict(max_new_tokens=10**13), "max_new_tokens must be an int in"),   # was a 73 TiB allocation
+                          (dict(max_new_tokens=10**9), "would take 7 GiB")):
+        with pytest.raises(ValueError, match=match):
+            model.generate([[1, 2]], **{"max_new_tokens": 2, **kwargs})
+    for kwargs, match in ((dict(temperature="hot"), "temperature must be a number, got str"),
+                          (dict(top_p="x"), "top_p must be a number, got str"),
+                          (dict(top_k=2.5), "top_k must be an int")):
+        with pytest.raises(TypeError, match=match):
+            model.generate([[1, 2]], 2, **kwargs)

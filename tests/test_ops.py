@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 import tinylm as tl
 import tinylm.functional as F
-from tinylm.autograd import OPS
+from tinylm.engine import OPS
+from tinylm import ops
 
 from strategies import shapes, broadcast_pair, seeds, values, leaf
 
@@ -292,16 +293,9 @@ def case_attention(draw, device):
     return fn, (q, k, v)
 
 
-def case_selfattention(draw, device):
-    b, t, nh, hs = (draw(st.integers(1, 3)) for _ in range(4))
-    qkv = leaf(values(draw(seeds), (b, t, 3 * nh * hs)), device)
-    causal = draw(st.booleans())
-    p = draw(st.sampled_from([0.0, 0.3]))
-
-    def fn(qkv):
-        tl.manual_seed(3)
-        return F.causal_self_attention(qkv, nh, dropout_p=p, causal=causal)
-    return fn, (qkv,)
+def case_remainder(draw, device):
+    a, b = _pair(draw, device, 0.5, 3.0)
+    return (lambda a, b: a % b + 7.3 % b), (a, b)
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
@@ -368,8 +362,9 @@ def test_fused_attention_equals_the_composed_reference(device, data):
 
 @settings(max_examples=15)
 @given(data=st.data())
-def test_fused_self_attention_equals_split_heads_reference(device, data):
-    fn, (qkv,) = case_selfattention(data.draw, device)
+def test_causal_self_attention_equals_split_heads_reference(device, data):
+    b, t, nh0, hs0 = (data.draw(st.integers(1, 3)) for _ in range(4))
+    qkv = leaf(values(data.draw(seeds), (b, t, 3 * nh0 * hs0)), device)
     b, t, c3 = qkv.shape
     nh = data.draw(st.sampled_from([n for n in range(1, c3 // 3 + 1) if (c3 // 3) % n == 0]))
     c, hs = c3 // 3, c3 // 3 // nh
@@ -413,7 +408,7 @@ def test_cached_causal_masks_are_bounded_and_read_only():
         m[:] = 0
     for t in range(1, 40):
         F.causal_mask(t, t, "cpu")
-    assert len(ops._mask_cache) <= ops._MASK_CACHE_SIZE
+    assert ops.causal_mask.cache_info().currsize <= ops.causal_mask.cache_info().maxsize
 
 
 def test_functional_argument_errors_name_the_problem(device):
@@ -429,3 +424,42 @@ def test_functional_argument_errors_name_the_problem(device):
             F.scaled_dot_product_attention(q, q, q, dropout_p=p)
     with pytest.raises(TypeError, match="logits must be floats"):
         F.cross_entropy(tl.tensor([1, 2], device=device), tl.tensor(0, device=device))
+
+
+# ---------------------------------------------------------------------------- fused == plain formula
+def _fused_and_reference(device):
+    """(name, fused, reference, inputs) for every fused op: each keeps its plain formula beside it."""
+    rng = np.random.default_rng(0)
+    t = lambda *shape: tl.tensor(rng.normal(size=shape), dtype=tl.float64, device=device, requires_grad=True)
+    ids = tl.tensor(np.array([1, 0, 4, 2, -100, 3]), device=device).data
+    mask = ops.causal_mask(3, 5, device, additive=True).astype(np.float64)
+    return [
+        ("linear", lambda x, w, b: ops.Linear.apply(x, w, b), ops.Linear.reference, (t(2, 3, 4), t(5, 4), t(5))),
+        ("gelu", ops.Gelu.apply, ops.Gelu.reference, (t(4, 7) * 3.0,)),
+        ("softmax", lambda x: ops.Softmax.apply(x, axis=1), lambda x: ops.Softmax.reference(x, 1), (t(3, 5, 2),)),
+        ("log_softmax", lambda x: ops.LogSoftmax.apply(x, axis=2), lambda x: ops.LogSoftmax.reference(x, 2),
+         (t(3, 5, 2),)),
+        ("layer_norm", lambda x, w, b: ops.LayerNorm.apply(x, w, b, eps=1e-5),
+         lambda x, w, b: ops.LayerNorm.reference(x, w, b, 1e-5), (t(2, 3, 6), t(6), t(6))),
+        ("cross_entropy", lambda x: ops.CrossEntropy.apply(x, ids, ignore_index=-100, reduction="mean"),
+         lambda x: ops.CrossEntropy.reference(x, ids, -100, "mean"), (t(6, 5),)),
+        ("attention", lambda q, k, v: ops.Attention.apply(q, k, v, mask, scale=0.5, dropout_p=0.0),
+         lambda q, k, v: ops.Attention.reference(q, k, v, mask, 0.5)[0], (t(2, 2, 3, 4), t(2, 2, 5, 4), t(2, 2, 5, 4))),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_fused_op_equals_its_plain_formula_in_values_and_gradients(case, device):
+    name, fused, reference, inputs = _fused_and_reference(device)[case]
+    leaves = [x.detach().requires_grad_() for x in inputs]
+    out = [f(*leaves) for f in (fused, lambda *xs: reference(*xs))]
+    assert np.allclose(out[0].numpy(), out[1].numpy(), rtol=1e-10, atol=1e-12), name
+    grads = []
+    for o in out:
+        for x in leaves:
+            x.grad = None
+        g = tl.tensor(np.random.default_rng(1).normal(size=o.shape), dtype=tl.float64, device=device)
+        o.backward(g)
+        grads.append([tl.tensor(x.grad).numpy() for x in leaves])
+    for a, b in zip(*grads):
+        assert np.allclose(a, b, rtol=1e-9, atol=1e-11), name

@@ -58,7 +58,7 @@ def _write_raw(path, header, data=b""):
 @pytest.mark.parametrize("case,match", [
     ("short", "shorter than the 8-byte header"),
     ("huge_header", "header length"),
-    ("not_json", "not JSON"),
+    ("not_json", "not valid JSON"),
     ("not_object", "not a JSON object"),
     ("bad_dtype", "unsupported dtype 'X9'"),
     ("bad_offsets", "data_offsets"),

@@ -139,3 +139,8 @@ def test_a_row_of_all_minus_inf_raises_instead_of_returning_token_zero(device):
     logits[1] = -np.inf
     with pytest.raises(ValueError, match="row 1 is -inf"):
         sample_next(dev(logits, device))
+
+
+def test_sample_next_gives_a_tensor_for_tensor_logits(device):
+    nxt = tl.sample_next(tl.randn(2, 5, device=device), temperature=0)
+    assert isinstance(nxt, tl.Tensor) and nxt.shape == (2,) and nxt.dtype == np.int64 and nxt.device == device

@@ -179,10 +179,10 @@ def test_char_errors(tmp_path):
         CharTokenizer(5)
     bad = tmp_path / "char.json"
     bad.write_text('{"type": "char",\n "chars": ', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"char\.json:2"):
+    with pytest.raises(ValueError, match=r"char\.json: .*line 2"):
         CharTokenizer.load(bad)
     bad.write_text('{"type": "bpe"}', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"char\.json:1"):
+    with pytest.raises(ValueError, match=r"char\.json: .*type"):
         CharTokenizer.load(bad)
 
 
@@ -495,7 +495,7 @@ def test_gpt2_malformed_files(tmp_path):
         BPETokenizer.from_gpt2(enc, bpe)
     bad_json = tmp_path / "vocab.json"
     bad_json.write_text('{"!": 0,\n"\\"": 1,\n"#" 2}', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"vocab\.json:3: "):
+    with pytest.raises(ValueError, match=r"vocab\.json: .*line 3"):
         BPETokenizer.from_gpt2(bad_json, bpe)
 
 
@@ -519,3 +519,160 @@ def test_train_tokenizer_example(tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
     with pytest.raises(SystemExit, match=r"error: .*empty\.txt is empty"):   # not a ZeroDivisionError
         example.main(["--input", str(tmp_path / "empty.txt"), "--out", str(tmp_path / "e.bpe")])
+
+
+# --- long chunks: O(n log n) merging, ids as tiktoken's ---------------------------------------
+
+def _long_texts(n, seed=0):
+    """Long single chunks and texts of rare characters, as in benchmarks/bench_tokenizer.py."""
+    rng = np.random.default_rng(seed)
+    return {"a": "a" * n, "spaces": " " * n + "x",
+            "random bytes": rng.integers(0, 256, n, dtype=np.uint8).tobytes().decode("utf-8", "replace"),
+            "ab ": "ab " * (n // 3),
+            "one word of a and b": "".join(rng.choice(["a", "b"], n))}
+
+
+@pytest.fixture(scope="module")
+def ab_trained():
+    """Trained on words of a and b, so long a/b chunks have many merges at every level."""
+    rng = np.random.default_rng(1)
+    words = [" " + "".join(rng.choice(["a", "b"], rng.integers(1, 12))) for _ in range(3000)]
+    return BPETokenizer().train("".join(words) + " " + "a" * 300, 256 + 200)
+
+
+def test_long_chunks_match_tiktoken_trained(ab_trained):
+    """Long chunks take the O(n log n) path; tiktoken with the same ranks gives the same ids."""
+    tiktoken = pytest.importorskip("tiktoken")
+    tok = ab_trained
+    enc = tiktoken.Encoding("ab", pat_str=tok.pattern, mergeable_ranks={tok.vocab[i]: i for i in range(tok.vocab_size)},
+                            special_tokens={})
+    for name, text in _long_texts(3000).items():
+        ids = tok.encode_ordinary(text)
+        assert ids == enc.encode_ordinary(text), name
+        assert tok.decode(ids) == text
+    assert max(map(len, tok._split("a" * 3000))) == 3000          # one chunk: the long path ran
+
+
+def test_long_chunks_match_tiktoken_gpt2(gpt2, tiktoken_gpt2):
+    for name, text in _long_texts(5000, seed=2).items():
+        assert gpt2.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text), name
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.sampled_from("aab ba"), min_size=30, max_size=200))
+def test_long_path_equals_naive(ab_trained, s):
+    """The linked-list merge (`_bpe_long`) gives the naive recount's ids on any chunk."""
+    ids = [ab_trained.byte_ids[b] for b in s.encode()]
+    assert ab_trained._bpe_long(list(ids)) == naive_encode(BPETokenizer(ab_trained.merges, pattern=r"[\s\S]+"), s)
+
+
+class _Rank(int):
+    """A rank that counts its comparisons (in `_Counting.work`)."""
+
+    def _count(self, other, op):
+        _Counting.work += 1
+        return op(int(self), int(other))
+
+    __lt__ = lambda self, o: self._count(o, int.__lt__)      # noqa: E731
+    __le__ = lambda self, o: self._count(o, int.__le__)      # noqa: E731
+    __gt__ = lambda self, o: self._count(o, int.__gt__)      # noqa: E731
+    __ge__ = lambda self, o: self._count(o, int.__ge__)      # noqa: E731
+    __eq__ = lambda self, o: self._count(o, int.__eq__)      # noqa: E731
+    __hash__ = int.__hash__
+
+
+class _Counting(dict):
+    """pair -> rank table that counts its lookups."""
+    work = 0
+
+    def get(self, key, default=None):
+        _Counting.work += 1
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        _Counting.work += 1
+        return super().__getitem__(key)
+
+
+def test_long_chunk_merge_is_not_quadratic(ab_trained):
+    """Work (pair-rank lookups + rank comparisons) for a chunk of 4n bytes is about 4x that of
+    n bytes, not 16x as for the classic loop (min over all pairs per merge)."""
+    tok = BPETokenizer(ab_trained.merges)
+    tok._ranks = _Counting({pair: _Rank(r) for pair, r in tok._ranks.items()})
+    rng = np.random.default_rng(3)
+    work = {}
+    for n in (2000, 8000):
+        for text in ("a" * n, "".join(rng.choice(["a", "b"], n))):
+            assert len(tok._split(text)) == 1
+            _Counting.work = 0
+            tok._cache.clear()
+            assert tok.encode_ordinary(text) == ab_trained.encode_ordinary(text)
+            work[n, text[:2] == "aa"] = _Counting.work
+    for kind in (True, False):
+        assert work[8000, kind] <= 5 * work[2000, kind], work
+        assert work[2000, kind] >= 2000                       # it did count: one lookup a pair at least
+
+
+def test_chunk_cache_is_a_bounded_lru():
+    tok = BPETokenizer().train("aa bb cc dd ee " * 5, 256 + 6)
+    tok.cache_max = 4
+    for chunk in ("aa", " bb", " cc", " dd"):   # one call each: the chunks of one call are equally recent
+        tok.encode(chunk)
+    assert set(tok._cache) == {"aa", " bb", " cc", " dd"}
+    tok.encode("aa")                            # used again: now the most recent
+    tok.encode(" ee")                           # evicts the least recently used: ' bb'
+    assert set(tok._cache) == {"aa", " cc", " dd", " ee"}
+    assert len(tok._cache) <= tok.cache_max
+    long = "x" * (tok.cache_max_chars + 1)
+    assert tok.decode(tok.encode(long)) == long and long not in tok._cache
+    for text in ("ä ö ü é ñ", "日本語のテキスト", "\ufffd\ufffd x"):   # the non-ASCII path caches pieces
+        assert tok.decode(tok.encode(text)) == text and len(tok._cache) <= tok.cache_max
+
+
+def test_decode_bad_ids_clear_errors(trained):
+    for tok in (trained, CharTokenizer("abc")):
+        for bad in (None, 5, 2.5):
+            with pytest.raises(TypeError, match="ids must be a sequence of ints"):
+                tok.decode(bad)
+        assert tok.decode(i for i in [0, 1]) == tok.decode([0, 1])      # a generator is read once
+        for bad in ([2**70], [-1], [10**11], np.array([2**63], dtype=np.uint64)):
+            with pytest.raises(ValueError, match="not in the vocabulary"):
+                tok.decode(bad)
+        for bad in ([1.0], [np.float32(1)], [None], ["a"], np.array([0.5])):
+            with pytest.raises(TypeError, match="ints|integers"):
+                tok.decode(bad)
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_non_ascii_cut_paths_match_tiktoken(trained, whole, monkeypatch):
+    """Non-ASCII text is cut where no merge joins two bytes: chunk by chunk (cached), or, for
+    texts of mostly new chunks, the whole text at once (`_TEXT_CUT_MIN`, lowered here to 0)."""
+    tiktoken = pytest.importorskip("tiktoken")
+    import tinylm.tokenizers as T
+    monkeypatch.setattr(T, "_TEXT_CUT_MIN", -1 if whole else 10**9)
+    ranks = {trained.vocab[i]: i for i in range(trained.vocab_size) if i != trained.eot_token}
+    enc = tiktoken.Encoding("trained", pat_str=PATTERNS["gpt4"], mergeable_ranks=ranks, special_tokens={})
+    calls = []
+    real = BPETokenizer._encode_text_cut
+    monkeypatch.setattr(BPETokenizer, "_encode_text_cut", lambda self, *a: calls.append(1) or real(self, *a))
+    rng = np.random.default_rng(4)
+    for text in (_SAMPLE, rng.integers(0, 256, 3000, dtype=np.uint8).tobytes().decode("utf-8", "replace"),
+                 "ä" * 500 + " é" * 50, "x\ud800y Ça"):
+        tok = BPETokenizer(trained.merges, pattern="gpt4")
+        assert tok.encode_ordinary(text) == enc.encode_ordinary(text)
+        assert tok.encode_ordinary(text) == enc.encode_ordinary(text)          # warm: the same
+    assert bool(calls) == whole
+    skipping = BPETokenizer(trained.merges, pattern=r"\w+")                    # chunks do not cover the text
+    assert skipping.decode(skipping.encode("Ça va, déjà?")) == "Çavadéjà"
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts)
+def test_gpt2_whole_text_cut_matches_tiktoken(gpt2, tiktoken_gpt2, s):
+    import tinylm.tokenizers as T
+    old, T._TEXT_CUT_MIN = T._TEXT_CUT_MIN, -1
+    try:
+        gpt2._cache.clear()
+        assert gpt2.encode_ordinary(s) == tiktoken_gpt2.encode_ordinary(s)
+    finally:
+        T._TEXT_CUT_MIN = old

@@ -270,7 +270,7 @@ def test_gpu_checklist_train_stage_stops_and_resumes(tmp_path):
     """benchmarks/gpu_session.sh train, dry-run on the CPU: stopped by its time budget, then resumed."""
     (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
     run_dir = tmp_path / "run"
-    env = {**os.environ, "DEVICE": "cpu", "OUT": str(tmp_path / "logs"), "RUN_DIR": str(run_dir),
+    env = {**os.environ, "PYTHON": sys.executable, "DEVICE": "cpu", "OUT": str(tmp_path / "logs"), "RUN_DIR": str(run_dir),
            "DATA": str(tmp_path / "text.txt"), "TRAIN_BUDGET_S": "6",
            "TRAIN_ARGS": " ".join(TINY_ARGS[2:] + ["--max-iters", "1000000", "--eval-interval", "50",
                                                    "--sample-chars", "0"])}

@@ -1,16 +1,10 @@
-"""Devices: names, array modules (NumPy, CuPy, strict), moving arrays, per-device random numbers.
+"""Devices: names, array modules (NumPy, CuPy, registered host devices), moving arrays, random numbers.
 
-Owns the one rule of tinylm's device story: code never imports numpy or cupy for array work;
-it asks this module for `xp = get_array_module(x)` (or `array_module(device)`).
+Code never imports numpy or cupy for array work; it asks here: `xp = get_array_module(x)` or
+`array_module(device)`. Devices: "cpu" (NumPy), "gpu"/"cuda"/"cuda:N" (CuPy, imported lazily),
+and devices that register themselves (tinylm/strict.py's "strict"). One random generator per
+device, all seeded by `manual_seed(seed)`.
 
-Device names: "cpu" (NumPy), "gpu" / "cuda" / "cuda:N" (CuPy on CUDA device N, canonical
-"cuda:N"), and "strict" (a NumPy-backed test device with CuPy's rules, see tinylm/strict.py).
-CuPy is imported lazily, only when a GPU device is asked for.
-
-Random numbers come from one generator per device, seeded together by `manual_seed(seed)`:
-the same seed gives the same numbers on the same device.
-
-Leaves out: multi-GPU work (one device per tensor; no peer copies beyond `to_device`).
 Reference: DeZero's `cuda.py` (one place for xp), PyTorch's device strings.
 """
 import ctypes
@@ -19,13 +13,18 @@ import sys
 
 import numpy as np
 
-from . import strict
-
 DEFAULT_DTYPE = np.float32
 
 _GPU_HINT = ('install the gpu extra for your CUDA version, e.g. pip install -e ".[gpu]" '
              "(CUDA 12: cupy-cuda12x; CUDA 11: cupy-cuda11x; CUDA 13: cupy-cuda13x)")
 _cupy = None
+_HOST_DEVICES = {}   # name -> (array module, array type): devices made of NumPy arrays (strict)
+
+
+def register_host_device(name, xp, array_type):
+    """Add a device whose arrays wrap NumPy's (`xp.from_numpy`, `array.get()`); tinylm/strict.py
+    registers "strict" when it is imported."""
+    _HOST_DEVICES[name] = (xp, array_type)
 
 
 def _import_cupy():
@@ -62,14 +61,15 @@ def parse_device(device):
     if not isinstance(device, str):
         raise TypeError(f"device must be a str such as 'cpu' or 'gpu', got {type(device).__name__}")
     name = device.strip().lower()
-    if name in ("cpu", "strict"):
+    if name == "cpu" or name in _HOST_DEVICES:
         return name
     if name in ("gpu", "cuda"):
         return "cuda:0"
     index = name.partition(":")[2]
     if name.startswith(("cuda:", "gpu:")) and index.isascii() and index.isdigit():
         return f"cuda:{int(index)}"                                 # 'cuda:01' is 'cuda:1'
-    raise ValueError(f"unknown device {device!r}; expected 'cpu', 'gpu', 'cuda', 'cuda:N' or 'strict'")
+    known = "".join(f", '{n}'" for n in _HOST_DEVICES)
+    raise ValueError(f"unknown device {device!r}; expected 'cpu', 'gpu', 'cuda', 'cuda:N'{known}")
 
 
 def array_module(device):
@@ -77,8 +77,8 @@ def array_module(device):
     device = parse_device(device)
     if device == "cpu":
         return np
-    if device == "strict":
-        return strict.xp
+    if device in _HOST_DEVICES:
+        return _HOST_DEVICES[device][0]
     return _import_cupy()
 
 
@@ -91,20 +91,22 @@ def _is_cupy(x):
 
 def get_array_module(x):
     """The array module an array belongs to (numpy for NumPy arrays and Python scalars)."""
-    if isinstance(x, strict.StrictArray):
-        return strict.xp
-    if not isinstance(x, np.ndarray) and _is_cupy(x):
-        return _cupy
-    return np
+    if isinstance(x, np.ndarray):
+        return np
+    for xp, array_type in _HOST_DEVICES.values():
+        if isinstance(x, array_type):
+            return xp
+    return _cupy if _is_cupy(x) else np
 
 
 def device_of(x):
     """The canonical device name of an array."""
-    if isinstance(x, strict.StrictArray):
-        return "strict"
-    if not isinstance(x, np.ndarray) and _is_cupy(x):
-        return f"cuda:{x.device.id}"
-    return "cpu"
+    if isinstance(x, np.ndarray):
+        return "cpu"
+    for name, (_, array_type) in _HOST_DEVICES.items():
+        if isinstance(x, array_type):
+            return name
+    return f"cuda:{x.device.id}" if _is_cupy(x) else "cpu"
 
 
 def to_numpy(x):
@@ -125,13 +127,16 @@ def to_device(x, device):
         return x
     else:
         host = to_numpy(x)
-    if device == "cpu":
-        return host
-    if device == "strict":
-        return strict.xp.from_numpy(host)
+    if device == "cpu" or device in _HOST_DEVICES:
+        return _from_host(host, device)
     cupy = _import_cupy()
     with cupy.cuda.Device(int(device.split(":")[1])):
         return cupy.asarray(host)
+
+
+def _from_host(host, device):
+    """A NumPy array as an array of a host device registered here (e.g. 'strict'); other arrays as they are."""
+    return _HOST_DEVICES[device][0].from_numpy(host) if device in _HOST_DEVICES else host
 
 
 # ---------------------------------------------------------------------------- host memory
@@ -175,21 +180,14 @@ class Generator:
     def normal(self, shape, dtype=DEFAULT_DTYPE):
         """Standard normal samples of `shape` and `dtype` (float32 by default), on the device."""
         dtype, draw = _draw_dtype(dtype)
-        if self.device.startswith("cuda"):
-            out = self._rng.standard_normal(shape, dtype=draw)
-        else:
-            out = self._rng.standard_normal(shape, dtype=draw)
-            out = strict.xp.from_numpy(out) if self.device == "strict" else out
+        out = _from_host(self._rng.standard_normal(shape, dtype=draw), self.device)   # NumPy's or CuPy's
         return out if draw == dtype else out.astype(dtype)
 
     def uniform(self, shape, dtype=DEFAULT_DTYPE):
         """Uniform samples in [0, 1) of `shape` and `dtype`, on the device."""
         dtype, draw = _draw_dtype(dtype)
-        if self.device.startswith("cuda"):
-            out = self._rng.random_sample(shape, dtype=draw)
-        else:
-            out = self._rng.random(shape, dtype=draw)
-            out = strict.xp.from_numpy(out) if self.device == "strict" else out
+        sample = self._rng.random_sample if self.device.startswith("cuda") else self._rng.random
+        out = _from_host(sample(shape, dtype=draw), self.device)
         if draw == dtype:
             return out
         out = out.astype(dtype)                      # float16: values just below 1 round up to 1
@@ -201,7 +199,7 @@ class Generator:
         if self.device.startswith("cuda"):
             return self._rng.randint(low, high, size=shape, dtype=np.int64)
         out = self._rng.integers(low, high, size=shape, dtype=np.int64)
-        return strict.xp.from_numpy(out) if self.device == "strict" else out
+        return _from_host(out, self.device)
 
 
 def _draw_dtype(dtype):

@@ -12,9 +12,12 @@ The JSON lives inside the npz rather than in a sidecar file so that one os.repla
 the whole checkpoint atomically: a crash can never pair new arrays with old metadata.
 Saving writes a temporary file in the target's directory, fsyncs it, renames it into place
 and fsyncs the directory, so the previous checkpoint survives any crash before the rename.
-Loading uses `np.load(allow_pickle=False)`, so a file can never run code (an object array is
-refused), and reads every array in full, so zip CRC checks catch a truncated or edited file;
-every failure is a ValueError naming the file.
+Loading never unpickles (an object array is refused) and trusts no size the file states: each
+member's .npy header is parsed and its shape x itemsize checked against the member's size, and a
+compressed member may inflate at most MAX_RATIO (100) times, before anything is allocated
+(`read_npz`); meta.json is parsed with tinylm.validate's depth and size limits. Every array is
+read in full, so zip CRC checks catch a truncated or edited file; every failure is a ValueError
+naming the file.
 
 Resuming: the training loop reseeds its generators every step from (run seed, step), so the
 saved `seed` and `step` are the whole RNG state a bit-for-bit `--resume` needs.
@@ -26,18 +29,24 @@ Reference: numpy.savez/np.load docs (allow_pickle), nanoGPT's train.py checkpoin
 import dataclasses
 import json
 import os
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import backend
-from .autograd import Tensor
-from .safetensors import _is_size, atomic_write
+from .safetensors import atomic_write
+from .tensor import Tensor
+from .validate import check_shape, is_size as _is_size, parse_json
 
 FORMAT = "tinylm-checkpoint"
 VERSION = 1
 META = "meta.json"
+MAX_RATIO = 100                # a member may inflate to at most 100x its compressed bytes (tinylm stores, 1x)
+SLACK = 2**20                  # ... plus 1 MiB, and all members together to 100x the file plus 1 MiB
+_KINDS = "biufcSU"             # dtypes a checkpoint may hold: numbers, bools, strings (never objects)
 
 
 @dataclass
@@ -147,6 +156,57 @@ def save_checkpoint(path, model_state, optimizer_state=None, config=None, tokeni
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def read_npz(path):
+    """{name: array} from an .npz archive that may come from a stranger, without pickle and
+    without trusting a single size it states: each member's .npy header is parsed first and its
+    shape x itemsize must equal the member's size; a member may inflate to at most MAX_RATIO times
+    its compressed bytes (+ SLACK), all of them together to MAX_RATIO times the file (+ SLACK).
+    Only then is the member read (zipfile stops at the stated size and checks the CRC)."""
+    size = os.path.getsize(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError("it is not an .npz archive (a zip of .npy arrays)")
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        total = 0
+        for info in infos:
+            if info.compress_size > size:
+                raise ValueError(f"member {info.filename!r} claims {info.compress_size} compressed bytes "
+                                 f"in a file of {size}")
+            if info.file_size > MAX_RATIO * info.compress_size + SLACK:
+                raise ValueError(f"member {info.filename!r} inflates {info.compress_size} bytes to "
+                                 f"{info.file_size}, more than the {MAX_RATIO}x a checkpoint may")
+            total += info.file_size
+        if total > MAX_RATIO * size + SLACK:
+            raise ValueError(f"its members hold {total} bytes, more than {MAX_RATIO}x the file's {size}")
+        arrays = {}
+        for info in infos:
+            name = info.filename
+            if not name.endswith(".npy") or name[:-4] in arrays:
+                raise ValueError(f"member {name!r} is not a .npy array, or appears twice")
+            with zf.open(info) as f:
+                _check_npy(f, info, name)
+            with zf.open(info) as f:                          # sizes known good: NumPy reads it in place
+                arrays[name[:-4]] = np.lib.format.read_array(f, allow_pickle=False, max_header_size=10000)
+    return arrays
+
+
+def _check_npy(f, info, name):
+    """One .npy member's header, parsed and checked against the member's size (nothing allocated)."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"member {name!r} is .npy version {version}; tinylm reads 1.0 and 2.0")
+    read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, dtype = read_header(f, max_header_size=10000)
+    if dtype.hasobject or dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise ValueError(f"member {name!r} has dtype {dtype}, which a checkpoint cannot hold (objects would "
+                         "need pickle: allow_pickle is never on)")
+    nbytes = check_shape(shape, dtype.itemsize, f"member {name!r}")
+    if f.tell() + nbytes != info.file_size:
+        raise ValueError(f"member {name!r}: shape {shape} of {dtype} needs {nbytes} bytes after its "
+                         f"{f.tell()}-byte header, but the member holds {info.file_size}")
+
+
 def _check_meta(meta):
     """ValueError naming the first field of meta.json that `save_checkpoint` could not have written."""
     kinds = {"step": (_is_size, "a non-negative int"), "seed": (_is_size, "a non-negative int"),
@@ -168,14 +228,13 @@ def load_checkpoint(path, config=None, ignore=()):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ValueError("it holds a single .npy array, not an .npz archive")
-        with z:
-            if META not in z.files:
-                raise ValueError(f"it has no {META} entry")
-            arrays = {k: z[k] for k in z.files}               # read everything now: zip CRCs are checked
-        meta = json.loads(arrays.pop(META).tobytes().decode("utf-8"))
+        arrays = read_npz(path)                               # sizes checked before anything is allocated
+        if META not in arrays:
+            raise ValueError(f"it has no {META} entry")
+        raw = arrays.pop(META)
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"{META} must be a 1-D uint8 array, got {raw.dtype} of shape {raw.shape}")
+        meta = parse_json(raw.tobytes(), META)                # depth-limited; its size is the member's
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"{META} does not describe a {FORMAT}")
         if meta.get("version") != VERSION:
@@ -189,7 +248,8 @@ def load_checkpoint(path, config=None, ignore=()):
                           config=_decode(meta["config"], arrays, path),
                           tokenizer=_decode(meta["tokenizer"], arrays, path), step=meta["step"],
                           seed=meta["seed"], extra=_decode(meta["extra"], arrays, path), path=path)
-    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error, struct.error,
+            NotImplementedError, RuntimeError, OverflowError) as e:   # zipfile's own: encrypted, unknown method
         if isinstance(e, (PermissionError, IsADirectoryError)) or str(e).startswith(f"checkpoint {path}"):
             raise
         raise ValueError(f"checkpoint {path} is damaged or not a tinylm checkpoint: {e}") from None
@@ -216,4 +276,4 @@ def check_config(saved, current, ignore=()):
         raise ValueError("the checkpoint's config differs from the current one: " + "; ".join(diffs))
 
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "check_config"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "check_config", "read_npz"]

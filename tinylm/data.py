@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import backend
-from .autograd import Tensor
+from .tensor import Tensor
 
 SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"

@@ -11,7 +11,8 @@ Reference: Chainer's `check_backward`, PyTorch's `torch.autograd.gradcheck`.
 import numpy as np
 
 from . import backend
-from .autograd import Tensor, no_grad
+from .engine import no_grad
+from .tensor import Tensor
 
 
 class GradcheckError(AssertionError, RuntimeError):  # PyTorch raises a RuntimeError

@@ -1,36 +1,26 @@
-"""The GPT: GPTConfig, presets, GPT.forward -> (logits, loss), generate() with a KV cache, GPT-2 files.
+"""The GPT: GPTConfig, presets, GPT.forward -> (logits, loss), generate() with a KV cache.
 
-Owns the decoder-only transformer of GPT-2: token embeddings `wte` plus learned position
-embeddings `wpe`, a stack `h` of pre-LN Blocks, a final LayerNorm `ln_f` and a language-model
-head `lm_head` tied to `wte` (one Parameter under two names). GPT-2 initialisation: normal(0,
-0.02) weights, residual projections (`c_proj`) scaled by 1/sqrt(2 n_layer), zero biases, all
-from the device's generator. `generate` samples with a per-layer KV cache; `from_pretrained` /
-`save_pretrained` read and write Hugging Face GPT-2 checkpoint folders (config.json +
-model.safetensors) with NumPy alone.
-
-Generation past block_size: the context slides to the last block_size tokens, as in nanoGPT.
-Learned absolute positions move with the window, so no cached key stays valid; the cache is then
-rebuilt from the window at every step (exactly what full recomputation computes). The cache pays
-off for the first block_size tokens.
+GPT-2's decoder: token embeddings `wte` plus learned positions `wpe`, a stack `h` of pre-LN
+Blocks, a final LayerNorm `ln_f` and a head `lm_head` tied to `wte`; GPT-2's initialisation.
+Generation past block_size slides the context to the last block_size tokens, as nanoGPT; the
+positions then move with the window, so the cache is rebuilt at every step.
 
 Glossary for shape comments: B batch, T time, C channels (n_embd), nh heads, hs head size, V vocab.
-Leaves out: the layers (tinylm/nn.py), sampling rules (tinylm/sampling.py), training (tinylm/train.py),
-tokenizers (tinylm/tokenizers.py), the safetensors format (tinylm/safetensors.py).
-Reference: nanoGPT `model.py`, picoGPT `gpt2.py`, Hugging Face `modeling_gpt2.py` (names, Conv1D).
+Reference: nanoGPT `model.py`, picoGPT `gpt2.py`, Hugging Face `modeling_gpt2.py` (names).
 """
-import json
 import math
-import os
-from dataclasses import replace, asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from . import backend
-from . import functional as F
-from . import nn
-from .autograd import Tensor, no_grad
-from .safetensors import read_safetensors, write_safetensors
+from .functional import core as F
+from .engine import no_grad
+from .nn.attention import Block, KVCache
+from .nn.layers import Dropout, Embedding, LayerNorm, Linear
+from .nn.module import Module, ModuleList
 from .sampling import sample_next
+from .tensor import Tensor
 
 
 @dataclass
@@ -57,9 +47,7 @@ class GPTConfig:
     @classmethod
     def from_preset(cls, name, **overrides):
         """The config of a named preset (see PRESETS), with some fields overridden."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return from_table(cls, PRESETS, name, overrides)
 
     def to_dict(self):
         """The fields as a plain dict (JSON-able, for checkpoints)."""
@@ -75,6 +63,13 @@ class GPTConfig:
         return cls(**d)
 
 
+def from_table(cls, presets, name, overrides, what="preset"):
+    """cls(**presets[name]) with some fields overridden; an unknown name lists the known ones."""
+    if name not in presets:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(presets)}")
+    return cls(**{**presets[name], **overrides})
+
+
 PRESETS = {
     # name:        the fields that differ from GPTConfig's defaults
     "cpu-small":   dict(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128),    # char model, ~0.8M
@@ -86,20 +81,20 @@ PRESETS = {
 }
 
 
-class GPT(nn.Module):
+class GPT(Module):
     """GPT-2: forward(idx (B, T), targets=None) -> (logits (B, T, V), loss or None)."""
 
     def __init__(self, config, device="cpu"):
         if isinstance(config, str):
             config = GPTConfig.from_preset(config)
         self.config = c = config
-        self.wte = nn.Embedding(c.vocab_size, c.n_embd, device=device)        # (V, C)
-        self.wpe = nn.Embedding(c.block_size, c.n_embd, device=device)        # (block_size, C)
-        self.drop = nn.Dropout(c.dropout)
-        self.h = nn.ModuleList(nn.Block(c.n_embd, c.n_head, c.dropout, c.bias, device=device)
+        self.wte = Embedding(c.vocab_size, c.n_embd, device=device)        # (V, C)
+        self.wpe = Embedding(c.block_size, c.n_embd, device=device)        # (block_size, C)
+        self.drop = Dropout(c.dropout)
+        self.h = ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias, device=device)
                                for _ in range(c.n_layer))
-        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias, device=device)
-        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False, device=device)
+        self.ln_f = LayerNorm(c.n_embd, bias=c.bias, device=device)
+        self.lm_head = Linear(c.n_embd, c.vocab_size, bias=False, device=device)
         self.lm_head.weight = self.wte.weight   # weight tying: the same Parameter object
         self.init_weights()
 
@@ -132,6 +127,8 @@ class GPT(nn.Module):
             arr = x.data
         elif isinstance(x, (list, tuple, int, np.ndarray, np.integer)):
             arr = backend.to_device(np.asarray(x), device)
+        elif not hasattr(x, "dtype"):
+            raise TypeError(f"{what} must be token ids (a Tensor, an array or a list), got {type(x).__name__}")
         else:
             if backend.device_of(x) != device:
                 raise ValueError(f"{what} is on '{backend.device_of(x)}' but the model is on '{device}'")
@@ -182,7 +179,7 @@ class GPT(nn.Module):
     def new_kv_cache(self, batch):
         """An empty KVCache for `batch` sequences of up to block_size tokens."""
         c = self.config
-        return nn.KVCache(c.n_layer, batch, c.n_head, c.block_size, c.n_embd // c.n_head,
+        return KVCache(c.n_layer, batch, c.n_head, c.block_size, c.n_embd // c.n_head,
                           device=self.device, dtype=self.wte.weight.dtype)
 
     @no_grad()
@@ -213,11 +210,14 @@ class GPT(nn.Module):
         mode under no_grad (the training mode is restored). `use_cache=False` recomputes the
         whole window at every step (the same result, slower).
         """
-        for name, value, low in (("max_new_tokens", max_new_tokens, 0), ("num_samples", num_samples, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"generate: {name} must be an int >= {low}, got {value!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"generate: seed must be an int >= 0 or None, got {seed!r}")
+        for name, value, low, high in (("max_new_tokens", max_new_tokens, 0, 2**40), ("num_samples", num_samples, 1, 2**40),
+                                       ("seed", seed, 0, 2**63), ("stop_token", stop_token, 0, self.config.vocab_size - 1)):
+            if value is None and name in ("seed", "stop_token"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"generate: {name} must be an int, got {type(value).__name__} {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"generate: {name} must be an int in [{low}, {high}], got {value}")
         xp = backend.array_module(self.device)
         ids = self._as_ids(idx)
         if ids.ndim == 1:
@@ -227,6 +227,9 @@ class GPT(nn.Module):
         if num_samples > 1:
             ids = xp.repeat(ids, num_samples, axis=0)                  # (B, T), B = rows * num_samples
         B, T0 = ids.shape
+        if B * (T0 + max_new_tokens) > 2**28:                          # the ids alone would take over 2 GiB
+            raise ValueError(f"generate: {B} rows of {T0 + max_new_tokens} token ids would take "
+                             f"{B * (T0 + max_new_tokens) / 2**27:.0f} GiB; ask for fewer tokens or rows at a time")
         out = xp.zeros((B, T0 + max_new_tokens), dtype=np.int64)        # (B, T0 + new)
         out[:, :T0] = ids
         gen = backend.Generator(self.device, seed) if seed is not None else backend.get_generator(self.device)
@@ -249,95 +252,3 @@ class GPT(nn.Module):
         finally:
             self.train(was_training)
         return Tensor(out[:, :n], device=self.device)
-
-    # ------------------------------------------------------------------ GPT-2 checkpoints
-    # Hugging Face GPT-2 stores these as Conv1D weights, (in, out): transposed against Linear's (out, in).
-    _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-
-    @classmethod
-    def from_pretrained(cls, path, device="cpu", dropout=0.0):
-        """A GPT from a Hugging Face GPT-2 folder (config.json + model.safetensors), any size."""
-        cfg_path, st_path = os.path.join(path, "config.json"), os.path.join(path, "model.safetensors")
-        for p in (cfg_path, st_path):
-            if not os.path.isfile(p):
-                raise FileNotFoundError(f"from_pretrained: {p} not found (expected a Hugging Face GPT-2 folder)")
-        try:
-            with open(cfg_path, encoding="utf-8") as f:
-                hf = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{cfg_path} is not valid JSON: {e}") from None
-        if not isinstance(hf, dict):
-            raise ValueError(f"{cfg_path}: expected a JSON object of GPT-2 settings, got {type(hf).__name__}")
-        eps = hf.get("layer_norm_epsilon", 1e-5)
-        act = hf.get("activation_function", "gelu_new")
-        if abs(eps - 1e-5) > 1e-12 or act not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(f"{cfg_path}: tinylm's GPT uses layer_norm_epsilon 1e-5 and GELU's tanh form, "
-                             f"got {eps} and {act!r}")
-        # GPT-2 variants that tinylm's GPT does not compute: refused rather than loaded into wrong numbers
-        n_inner = hf.get("n_inner")
-        if n_inner is not None and n_inner != 4 * hf.get("n_embd", 0):
-            raise ValueError(f"{cfg_path}: tinylm's GPT has an MLP 4 * n_embd wide, got n_inner {n_inner!r}")
-        for key, want in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
-                          ("add_cross_attention", False)):
-            if bool(hf.get(key, want)) != want:
-                raise ValueError(f"{cfg_path}: tinylm's GPT needs {key} {str(want).lower()}, got {hf[key]!r}")
-        try:
-            config = GPTConfig(vocab_size=hf["vocab_size"], block_size=hf.get("n_positions", hf.get("n_ctx")),
-                               n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"],
-                               dropout=dropout, bias=True)
-        except KeyError as e:
-            raise ValueError(f"{cfg_path}: missing field {e}") from None
-        state, head = {}, None
-        for name, arr in read_safetensors(st_path).items():
-            if name.startswith("transformer."):
-                name = name[len("transformer."):]
-            if name == "lm_head.weight":
-                head = arr
-                continue
-            if name.endswith((".attn.bias", ".attn.masked_bias")):
-                continue  # the causal-mask buffers are rebuilt by F
-            state[name] = arr.T if name.endswith(cls._CONV1D) else arr
-        # tinylm's head is tied to wte, as GPT-2's: a checkpoint with a head of its own cannot load as it is
-        if hf.get("tie_word_embeddings", True) is False and head is not None and "wte.weight" in state \
-                and not np.array_equal(head, state["wte.weight"]):
-            raise ValueError(f"{st_path}: lm_head.weight differs from wte.weight (tie_word_embeddings false); "
-                             "tinylm's GPT ties the two and cannot load an untied head")
-        model = cls(config, device=device)
-        model.load_state_dict(state)
-        return model
-
-    def crop_block_size(self, block_size):
-        """Keep only the first `block_size` learned positions (fine-tune GPT-2 on shorter contexts)."""
-        if not isinstance(block_size, int) or not 0 < block_size <= self.config.block_size:
-            raise ValueError(f"crop_block_size: block_size must be an int in [1, {self.config.block_size}], "
-                             f"got {block_size!r}")
-        self.config = replace(self.config, block_size=block_size)
-        self.wpe.num_embeddings = block_size
-        self.wpe.weight.data = self.wpe.weight.data[:block_size].copy()        # (block_size, C)
-        return self
-
-    def save_pretrained(self, path):
-        """Write a Hugging Face GPT-2 folder: config.json (HF names) and model.safetensors (float32)."""
-        c = self.config
-        if not c.bias:
-            raise ValueError("save_pretrained: GPT-2 checkpoints have biases; this model has bias=False")
-        os.makedirs(path, exist_ok=True)
-        tensors = {}
-        for name, arr in self.state_dict().items():
-            arr = backend.to_numpy(arr)
-            tensors["transformer." + name] = arr.T if name.endswith(self._CONV1D) else arr
-        write_safetensors(os.path.join(path, "model.safetensors"), tensors, metadata={"format": "pt"})
-        hf = {
-            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "activation_function": "gelu_new",
-            "vocab_size": c.vocab_size, "n_positions": c.block_size, "n_ctx": c.block_size,
-            "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head, "layer_norm_epsilon": 1e-5,
-            "attn_pdrop": c.dropout, "embd_pdrop": c.dropout, "resid_pdrop": c.dropout,
-            "initializer_range": 0.02, "tie_word_embeddings": True,
-        }
-        # GPT-2's BPE: <|endoftext|> is 50256; other vocabularies have no such token (null, not
-        # transformers' default 50256, which it warns about when it lies outside the vocabulary)
-        eot = 50256 if c.vocab_size == 50257 else None
-        hf.update(bos_token_id=eot, eos_token_id=eot)
-        with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
-            json.dump(hf, f, indent=2)
-            f.write("\n")

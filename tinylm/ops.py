@@ -1,18 +1,20 @@
-"""The differentiable ops: one Function each, forward and backward side by side.
+"""The differentiable ops of the GPT's path: one Function each, forward and backward side by side.
 
-Every op works on raw arrays through `xp = get_array_module(x)`, so the same code runs on
-NumPy, CuPy and the strict test device. Broadcasting in forward is undone in backward by
-`sum_to`. Softmax, log-softmax, cross-entropy, layer-norm and GELU are fused: one op each,
-not chains of primitives, and each backward is written out in closed form.
+Every op works on raw arrays through `xp = get_array_module(x)`, so the same code runs on NumPy,
+CuPy and the strict device; `sum_to` undoes broadcasting. Softmax, log-softmax, cross-entropy,
+layer-norm, GELU, linear and attention are fused, and each keeps its plain formula beside it as
+`reference` (the tests check fused == reference, values and gradients).
 
 Glossary for shape comments: B batch, T time, C channels, V vocab, N rows (B*T).
-Leaves out: the functional API (tinylm/functional.py) and the graph walk (tinylm/autograd.py).
 Reference: DeZero `functions.py`, Chainer `functions/`, the PyTorch docs for semantics.
 """
+import functools
 import math
+import numbers
 
-from .autograd import Function, register, sum_to
-from .backend import get_array_module, scatter_add, add_rows, get_generator, device_of, to_device
+from . import engine
+from .engine import Function, register, sum_to
+from .backend import get_array_module, scatter_add, add_rows, get_generator, device_of, to_device, array_module
 
 
 def _shape(x):
@@ -80,15 +82,26 @@ class Neg(Function):
 class Pow(Function):
     """x ** p for a scalar exponent p."""
 
+    def __init__(self, exponent):
+        self.exponent = exponent
+
     def forward(self, x):
         self.x = x
-        return x ** self.exponent
+        return _power(x, self.exponent)
 
     def backward(self, g):
         p = self.exponent
         if p == 0:
             return g * 0                                       # not 0 * x ** -1, which is nan at x = 0
-        return g * (p * self.x ** (p - 1))
+        return g * (p * _power(self.x, p - 1))
+
+
+def _power(x, p):
+    """x ** p, by multiplication for p = 1..4: NumPy's power with a float exponent is many times slower."""
+    if p in (1.0, 2.0, 3.0, 4.0):
+        y = x * x if p >= 2 else x.copy()
+        return y * y if p == 4 else y * x if p == 3 else y
+    return x ** p
 
 
 @register
@@ -146,10 +159,19 @@ class Linear(Function):
         gb = g2.sum(axis=0) if self.has_bias else None
         return gx, gw, gb
 
+    @staticmethod
+    def reference(x, weight, bias):
+        """The plain formula: x @ weight.T + bias."""
+        y = x @ weight.T
+        return y if bias is None else y + bias
+
 
 @register
 class ToDevice(Function):
     """A move to another device (`device`); the gradient moves back."""
+
+    def __init__(self, device):
+        self.device = device
 
     def forward(self, x):
         self.src = device_of(x)
@@ -160,22 +182,11 @@ class ToDevice(Function):
 
 
 @register
-class BroadcastTo(Function):
-    """A read-only broadcast view of x with `shape` (Tensor.expand); the gradient sums back."""
-
-    view_of = 0  # the output may be a view of x: it shares x's change count
-
-    def forward(self, x):
-        self.in_shape = x.shape
-        return get_array_module(x).broadcast_to(x, self.shape)
-
-    def backward(self, g):
-        return sum_to(g, self.in_shape)
-
-
-@register
 class Cast(Function):
     """A dtype change; the gradient is cast back."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
 
     def forward(self, x):
         self.in_dtype = x.dtype
@@ -186,6 +197,13 @@ class Cast(Function):
 
 
 # ============================================================================ reductions
+class _Reduce(Function):
+    """A reduction over `axis` (None: all axes; else a sorted tuple), keeping the axes when `keepdims`."""
+
+    def __init__(self, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+
+
 def _expand(g, in_shape, axis, keepdims):
     """Reshape a reduced gradient so it broadcasts against the input again."""
     if axis is None:
@@ -199,7 +217,7 @@ def _expand(g, in_shape, axis, keepdims):
 
 
 @register
-class Sum(Function):
+class Sum(_Reduce):
     def forward(self, x):
         self.in_shape = x.shape
         return x.sum(axis=self.axis, keepdims=self.keepdims)
@@ -210,7 +228,7 @@ class Sum(Function):
 
 
 @register
-class Mean(Function):
+class Mean(_Reduce):
     def forward(self, x):
         self.in_shape = x.shape
         self.n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
@@ -222,7 +240,7 @@ class Mean(Function):
 
 
 @register
-class Max(Function):
+class Max(_Reduce):
     """Maximum over axes; ties share the gradient equally."""
 
     def forward(self, x):
@@ -239,27 +257,15 @@ class Max(Function):
         return (g * mask / count).astype(g.dtype)
 
 
-@register
-class Var(Function):
-    """Variance with `correction` (Bessel's when 1)."""
-
-    def forward(self, x):
-        n = x.size if self.axis is None else math.prod(x.shape[a] for a in self.axis)
-        self.denom = n - self.correction
-        if self.denom <= 0:
-            raise ValueError(f"var: {n} elements with correction {self.correction} leave no degrees of freedom")
-        self.xc = x - x.mean(axis=self.axis, keepdims=True)
-        return (self.xc * self.xc).sum(axis=self.axis, keepdims=self.keepdims) / self.denom
-
-    def backward(self, g):
-        g = _expand(g, self.xc.shape, self.axis, self.keepdims)
-        return g * self.xc * (2.0 / self.denom)
-
-
 # ============================================================================ shape ops
 @register
 class Reshape(Function):
+    """x in a new shape (a view where NumPy can); the gradient takes x's shape back."""
+
     view_of = 0  # the output may be a view of x: it shares x's change count
+
+    def __init__(self, shape):
+        self.shape = shape
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -275,7 +281,13 @@ class Reshape(Function):
 
 @register
 class Permute(Function):
+    """x with its axes reordered (a view); the gradient goes through
+    the inverse permutation."""
+
     view_of = 0  # the output may be a view of x: it shares x's change count
+
+    def __init__(self, axes):
+        self.axes = axes
 
     def forward(self, x):
         return x.transpose(self.axes)
@@ -301,8 +313,11 @@ class GetItem(Function):
 
     view_of = 0  # the output may be a view of x: it shares x's change count
 
+    def __init__(self, index):
+        self.index = index
+
     def forward(self, x):
-        self.in_shape, self.dtype_ = x.shape, x.dtype
+        self.in_shape, self.in_dtype = x.shape, x.dtype
         try:
             return x[self.index]
         except IndexError as e:  # IndexError stays IndexError: `for row in x` stops on it
@@ -312,7 +327,7 @@ class GetItem(Function):
 
     def backward(self, g):
         xp = get_array_module(g)
-        gx = xp.zeros(self.in_shape, dtype=self.dtype_)
+        gx = xp.zeros(self.in_shape, dtype=self.in_dtype)
         if _is_advanced(self.index):
             scatter_add(gx, self.index, g)
         else:
@@ -320,33 +335,21 @@ class GetItem(Function):
         return gx
 
 
-@register
-class Concat(Function):
-    """Join tensors along an existing axis."""
-
-    def forward(self, *xs):
-        xp = get_array_module(xs[0])
-        self.sizes = [x.shape[self.axis] for x in xs]
-        return xp.concatenate(xs, axis=self.axis)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        bounds = [sum(self.sizes[:i + 1]) for i in range(len(self.sizes) - 1)]
-        return tuple(xp.split(g, bounds, axis=self.axis))
-
-
-@register
-class Stack(Function):
-    """Join tensors along a new axis."""
-
-    def forward(self, *xs):
-        xp = get_array_module(xs[0])
-        self.n = len(xs)
-        return xp.stack(xs, axis=self.axis)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        return tuple(xp.take(g, i, axis=self.axis) for i in range(self.n))
+def split_bounds(split_size_or_sections, shape, axis):
+    """Where torch.split cuts axis `axis` of `shape`: into pieces of one size (an int; the last may be
+    shorter), or of the given sizes (a list)."""
+    n = shape[axis]
+    if isinstance(split_size_or_sections, numbers.Integral) and not isinstance(split_size_or_sections, bool):
+        size = int(split_size_or_sections)
+        if size <= 0:
+            raise ValueError(f"split: size must be positive, got {size}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    else:
+        sizes = list(split_size_or_sections)
+        if any(size < 0 for size in sizes) or sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} must be non-negative and add up to {n} "
+                             f"(axis {axis} of shape {tuple(shape)})")
+    return [sum(sizes[:i + 1]) for i in range(len(sizes) - 1)]
 
 
 @register
@@ -354,6 +357,9 @@ class Split(Function):
     """Cut a tensor into pieces along an axis at `bounds` (several outputs)."""
 
     view_of = 0  # the output may be a view of x: it shares x's change count
+
+    def __init__(self, bounds, axis):
+        self.bounds, self.axis = bounds, axis
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -367,6 +373,8 @@ class Split(Function):
 # ============================================================================ elementwise
 @register
 class Exp(Function):
+    """e ** x; the gradient is the output itself, g * y."""
+
     def forward(self, x):
         xp = get_array_module(x)
         self.y = xp.exp(x)
@@ -389,6 +397,9 @@ class Log(Function):
 
 @register
 class Sqrt(Function):
+    def __init__(self, zero_at_zero=False):
+        self.zero_at_zero = zero_at_zero  # std of a constant: gradient 0, not 0 * inf
+
     def forward(self, x):
         xp = get_array_module(x)
         self.y = xp.sqrt(x)
@@ -396,7 +407,7 @@ class Sqrt(Function):
 
     def backward(self, g):
         y = self.y
-        if getattr(self, "zero_at_zero", False):               # std of a constant: 0, not 0 * inf
+        if self.zero_at_zero:
             xp = get_array_module(y)
             zero = y == 0
             return xp.where(zero, 0, g * 0.5 / xp.where(zero, 1, y))
@@ -405,6 +416,9 @@ class Sqrt(Function):
 
 @register
 class Tanh(Function):
+    """tanh(x); the gradient is g (1 - y^2), from the output
+    saved in forward."""
+
     def forward(self, x):
         xp = get_array_module(x)
         self.y = xp.tanh(x)
@@ -412,48 +426,6 @@ class Tanh(Function):
 
     def backward(self, g):
         return g * (1.0 - self.y * self.y)
-
-
-@register
-class Abs(Function):
-    """|x|; the gradient is sign(x) (0 at 0, as PyTorch)."""
-
-    def forward(self, x):
-        self.x = x
-        return abs(x)
-
-    def backward(self, g):
-        return g * get_array_module(g).sign(self.x)
-
-
-@register
-class Sigmoid(Function):
-    """1 / (1 + exp(-x)), from e = exp(-|x|), which never overflows: 1 / (1 + e) for x >= 0,
-    e / (1 + e) for x < 0 (no cancellation, so tiny values keep their digits)."""
-
-    def forward(self, x):
-        xp = get_array_module(x)
-        e = xp.exp(-abs(x))
-        y = xp.where(x >= 0, 1.0, e)
-        y /= 1.0 + e
-        y = y.astype(x.dtype, copy=False)
-        self.y = y
-        return y
-
-    def backward(self, g):
-        y = self.y
-        return g * y * (1.0 - y)
-
-
-@register
-class Relu(Function):
-    def forward(self, x):
-        xp = get_array_module(x)
-        self.mask = x > 0
-        return xp.maximum(x, 0)
-
-    def backward(self, g):
-        return g * self.mask
 
 
 _GELU_K = math.sqrt(2.0 / math.pi)
@@ -470,7 +442,7 @@ class Gelu(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        self.shape = x.shape
+        self.in_shape = x.shape
         x = x.reshape(-1)                      # 1-D, so in-place steps never meet NumPy scalars
         d = x * x
         d *= -2.0 * _GELU_K * 0.044715
@@ -481,7 +453,7 @@ class Gelu(Function):
         d += 1.0                               # d = 1 + exp(-2u) = 1 / s
         y = x / d                              # y = x * s
         self.x, self.d, self.y = x, d, y
-        return y.reshape(self.shape)
+        return y.reshape(self.in_shape)
 
     def backward(self, g):
         xp = get_array_module(g)
@@ -496,11 +468,23 @@ class Gelu(Function):
         a *= 1.0 - s
         a += s
         a *= g.reshape(-1)
-        return a.reshape(self.shape)
+        return a.reshape(self.in_shape)
+
+    @staticmethod
+    def reference(x):
+        """The plain formula: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+        return 0.5 * x * (1.0 + ((x + 0.044715 * x * x * x) * _GELU_K).tanh())
+
+
+class _Axis(Function):
+    """An op along one axis, its setting."""
+
+    def __init__(self, axis):
+        self.axis = axis
 
 
 @register
-class Softmax(Function):
+class Softmax(_Axis):
     def forward(self, x):
         xp = get_array_module(x)
         y = x - x.max(axis=self.axis, keepdims=True)
@@ -515,9 +499,15 @@ class Softmax(Function):
         gx -= y * gx.sum(axis=self.axis, keepdims=True)
         return gx
 
+    @staticmethod
+    def reference(x, axis):
+        """The plain formula: exp(x - max) / sum(exp(x - max))."""
+        e = (x - x.max(axis=axis, keepdims=True)).exp()
+        return e / e.sum(axis=axis, keepdims=True)
+
 
 @register
-class LogSoftmax(Function):
+class LogSoftmax(_Axis):
     def forward(self, x):
         xp = get_array_module(x)
         y = x - x.max(axis=self.axis, keepdims=True)
@@ -529,6 +519,12 @@ class LogSoftmax(Function):
         xp = get_array_module(g)
         return g - xp.exp(self.y) * g.sum(axis=self.axis, keepdims=True)
 
+    @staticmethod
+    def reference(x, axis):
+        """The plain formula: (x - max) - log(sum(exp(x - max)))."""
+        z = x - x.max(axis=axis, keepdims=True)
+        return z - z.exp().sum(axis=axis, keepdims=True).log()
+
 
 @register
 class LayerNorm(Function):
@@ -536,6 +532,9 @@ class LayerNorm(Function):
 
     Row reductions of products use einsum, which sums without a temporary array.
     """
+
+    def __init__(self, eps):
+        self.eps = eps
 
     def forward(self, x, weight, bias):
         xp = get_array_module(x)
@@ -551,7 +550,7 @@ class LayerNorm(Function):
         rstd = xp.divide(1.0, rstd, out=rstd)                  # (N, 1)
         xhat = xc
         xhat *= rstd
-        self.xhat, self.rstd, self.weight, self.shape = xhat, rstd, weight, shape
+        self.xhat, self.rstd, self.weight, self.in_shape = xhat, rstd, weight, shape
         self.has_bias = bias is not None
         y = xhat * weight if weight is not None else xhat.copy()
         if bias is not None:
@@ -575,12 +574,23 @@ class LayerNorm(Function):
         gx += a
         gx = xp.subtract(gxhat, gx, out=gx)
         gx *= rstd
-        return gx.reshape(self.shape), gw, gb
+        return gx.reshape(self.in_shape), gw, gb
+
+    @staticmethod
+    def reference(x, weight, bias, eps):
+        """The plain formula: (x - mean) / sqrt(var + eps) * weight + bias over the last axis."""
+        xc = x - x.mean(axis=-1, keepdims=True)
+        y = xc / ((xc * xc).mean(axis=-1, keepdims=True) + eps).sqrt()
+        y = y if weight is None else y * weight
+        return y if bias is None else y + bias
 
 
 @register
 class Embedding(Function):
     """weight[idx]: a gather; backward scatter-adds rows (repeated ids accumulate)."""
+
+    def __init__(self, padding_idx=None):
+        self.padding_idx = padding_idx
 
     def forward(self, idx, weight):
         self.idx, self.wshape, self.wdtype = idx, weight.shape, weight.dtype
@@ -590,7 +600,7 @@ class Embedding(Function):
         xp = get_array_module(g)
         gw = xp.zeros(self.wshape, dtype=self.wdtype)
         add_rows(gw, self.idx.reshape(-1), g.reshape(-1, self.wshape[1]))
-        if getattr(self, "padding_idx", None) is not None:
+        if self.padding_idx is not None:
             gw[self.padding_idx] = 0
         return None, gw
 
@@ -598,6 +608,9 @@ class Embedding(Function):
 @register
 class Dropout(Function):
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
+
+    def __init__(self, p):
+        self.p = p
 
     def forward(self, x):
         gen = get_generator(device_of(x))
@@ -627,29 +640,19 @@ class Where(Function):
         return None, ga, gb
 
 
-_mask_cache = {}
-_MASK_CACHE_SIZE = 8  # training uses one shape; generation without a KV cache many, so keep the latest few
-
-
+@functools.lru_cache(maxsize=8)   # training uses one shape; generation without a KV cache a few
 def causal_mask(t_q, t_k, device, additive=False):
     """(t_q, t_k) mask where query i may see key j <= i + t_k - t_q (aligned to the end, for KV caches).
 
     Boolean (True = allowed), or with `additive=True` float32 0 / -inf to add to scores. The
     latest few are cached; do not write into one (on the CPU they are read-only).
     """
-    key = (t_q, t_k, device, additive)
-    m = _mask_cache.pop(key, None)
-    if m is None:
-        from .backend import array_module
-        xp = array_module(device)
-        m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
-        if additive:
-            m = xp.where(m, xp.float32(0), xp.float32(-xp.inf)).astype(xp.float32)
-        if hasattr(m, "flags") and hasattr(m, "setflags"):
-            m.setflags(write=False)
-        while len(_mask_cache) >= _MASK_CACHE_SIZE:
-            _mask_cache.pop(next(iter(_mask_cache)))           # the least recently used
-    _mask_cache[key] = m                                       # (re)inserted last: most recently used
+    xp = array_module(device)
+    m = xp.tril(xp.ones((t_q, t_k), dtype=bool), k=t_k - t_q)
+    if additive:
+        m = xp.where(m, xp.float32(0), xp.float32(-xp.inf)).astype(xp.float32)
+    if hasattr(m, "flags") and hasattr(m, "setflags"):
+        m.setflags(write=False)
     return m
 
 
@@ -706,6 +709,9 @@ class Attention(Function):
     passes over the (B, nh, T, S) scores and nothing kept but the weights.
     """
 
+    def __init__(self, scale, dropout_p):
+        self.scale, self.dropout_p = scale, dropout_p
+
     def forward(self, q, k, v, mask):
         out, self.att, self.drop, self.qs = _attend(q, k, v, mask, self.scale, self.dropout_p)
         self.k, self.v, self.q_shape = k, v, q.shape
@@ -715,50 +721,17 @@ class Attention(Function):
         gq, gk, gv = _attend_backward(g, self.qs, self.k, self.v, self.att, self.drop, self.scale)
         return sum_to(gq, self.q_shape), sum_to(gk, self.k.shape), sum_to(gv, self.v.shape), None
 
-
-@register
-class SelfAttention(Function):
-    """Multi-head causal self-attention from packed qkv (B, T, 3C) to merged heads (B, T, C), fused.
-
-    The head split (reshape + transpose), the attention and the head merge in one op: what
-    nanoGPT writes as split, view, transpose x3, attention, transpose, view. Keyword
-    arguments: n_head, causal, dropout_p, and for generation a `kv_cache` (with
-    `update(layer, k, v) -> (k_all, v_all)`) and its `layer`; no gradient flows into a cache.
-    """
-
-    def forward(self, qkv):
-        xp = get_array_module(qkv)
-        B, T, C3 = qkv.shape
-        nh = self.n_head
-        C, hs = C3 // 3, C3 // 3 // nh
-        x = qkv.reshape(B, T, 3, nh, hs)
-        q = x[:, :, 0].transpose(0, 2, 1, 3)                   # (B, nh, T, hs) views
-        k = x[:, :, 1].transpose(0, 2, 1, 3)
-        v = x[:, :, 2].transpose(0, 2, 1, 3)
-        cache = getattr(self, "kv_cache", None)
-        if cache is not None:
-            k, v = cache.update(self.layer, k, v)              # (B, nh, S, hs): past and new
-        S = k.shape[2]
-        mask = causal_mask(T, S, device_of(qkv), additive=True) if self.causal and T > 1 else None
-        self.scale = 1.0 / math.sqrt(hs)
-        out, self.att, self.drop, self.qs = _attend(q, k, v, mask, self.scale, self.dropout_p)
-        self.k, self.v, self.shape = k, v, qkv.shape
-        y = xp.empty((B, T, nh, hs), dtype=out.dtype)
-        y[...] = out.transpose(0, 2, 1, 3)                     # merge heads
-        return y.reshape(B, T, C)                              # (B, T, C)
-
-    def backward(self, g):
-        xp = get_array_module(g)
-        B, T, C3 = self.shape
-        nh = self.n_head
-        hs = C3 // 3 // nh
-        g4 = g.reshape(B, T, nh, hs).transpose(0, 2, 1, 3)     # (B, nh, T, hs)
-        gq, gk, gv = _attend_backward(g4, self.qs, self.k, self.v, self.att, self.drop, self.scale)
-        gx = xp.empty((B, T, 3, nh, hs), dtype=g.dtype)
-        gx[:, :, 0] = gq.transpose(0, 2, 1, 3)
-        gx[:, :, 1] = gk.transpose(0, 2, 1, 3)
-        gx[:, :, 2] = gv.transpose(0, 2, 1, 3)
-        return gx.reshape(B, T, C3)                            # (B, T, 3C)
+    @staticmethod
+    def reference(q, k, v, mask, scale, dropout_p=0.0):
+        """The plain formula, composed: (out, weights), weights = softmax(q k^T * scale + mask);
+        a query that may see no key gets weights 0, as in the fused op."""
+        att = (q @ k.transpose(-2, -1)) * scale                           # (B, nh, T, S)
+        if mask is not None:
+            att = att + engine.TENSOR._make(mask, q.device)
+        dead = (att.data == -get_array_module(att.data).inf).all(axis=-1, keepdims=True)  # (B, nh, T, 1)
+        weights = Softmax.apply(att.masked_fill(dead, 0.0), axis=att.ndim - 1).masked_fill(dead, 0.0)
+        used = Dropout.apply(weights, p=dropout_p) if dropout_p > 0.0 else weights
+        return used @ v, weights                                           # (B, nh, T, hs), (B, nh, T, S)
 
 
 @register
@@ -767,6 +740,9 @@ class CrossEntropy(Function):
 
     Backward is softmax minus 1 at the targets, scaled: no one-hot is ever built.
     """
+
+    def __init__(self, ignore_index, reduction):
+        self.ignore_index, self.reduction = ignore_index, reduction
 
     def forward(self, logits, targets):
         xp = get_array_module(logits)
@@ -808,3 +784,14 @@ class CrossEntropy(Function):
             scale = (g / max(self.count, 1)) * valid[:, None]
         gx *= scale.astype(gx.dtype, copy=False)
         return gx, None
+
+    @staticmethod
+    def reference(logits, targets, ignore_index, reduction):
+        """The plain formula: -log_softmax(logits)[row, target], then the mean over the targets kept."""
+        xp = get_array_module(targets)
+        kept = targets != ignore_index
+        keep = engine.TENSOR._make(kept.astype(logits.dtype), logits.device)
+        nll = -LogSoftmax.reference(logits, 1)[xp.arange(len(targets)), xp.where(kept, targets, 0)] * keep
+        if reduction == "none":
+            return nll
+        return nll.sum() if reduction == "sum" else nll.sum() / max(int(kept.sum()), 1)

@@ -18,24 +18,31 @@ m_hat = m / bc1, v_hat = v / bc2, with no pass over the arrays spent on the corr
 
 `state_dict()` is plain data: raw arrays plus JSON-able scalars, the per-parameter state as a
 list in parameter order, so tinylm/checkpoint.py can store it in an .npz without pickle.
-The LR schedule is a pure function of the step (`cosine_lr`). The schedulers `CosineLR` and
-`LambdaLR` (PyTorch's API: `sched.step()` after `opt.step()`, `get_last_lr()`; also found as
-`tinylm.optim.lr_scheduler`) set each group's lr from its initial_lr, and their whole state is
-the step count, so a resumed run needs only the step to get its learning rates back.
+The LR schedule is a pure function of the step (`cosine_lr`). The schedulers (PyTorch's API:
+`sched.step()` after `opt.step()`, `get_last_lr()`; also found as `tinylm.optim.lr_scheduler`):
+`CosineLR`, and PyTorch's `LambdaLR`, `StepLR`, `MultiStepLR`, `ExponentialLR`,
+`CosineAnnealingLR`, `LinearLR`, `OneCycleLR` and `SequentialLR`. Each sets each group's lr from
+its initial_lr by PyTorch's closed form (the documented formula, which its recursive updates
+follow), so their whole state is the step count, and a resumed run needs only the step to get
+its learning rates back.
 
 Leaves out: AMSGrad, centered RMSprop, fused multi-tensor (flat-buffer) kernels, closures in `step()`,
-PyTorch's other schedulers (StepLR, OneCycleLR, ...: each is a LambdaLR one-liner), a list of
-lambdas in LambdaLR, `last_epoch=` in scheduler constructors (load_state_dict resumes instead).
+PyTorch's rarer schedulers (ConstantLR, PolynomialLR, CyclicLR, ReduceLROnPlateau, ...: each
+but the last is a LambdaLR one-liner), a list of lambdas in LambdaLR, `step(epoch)`, and
+`last_epoch=` in scheduler constructors (load_state_dict resumes instead).
 Reference: PyTorch's torch.optim docs (SGD, Adam, AdamW, RMSprop; clip_grad_norm_; lr_scheduler),
 and nanoGPT's train.py (`get_lr`) and model.py (`configure_optimizers`).
 """
+import bisect
 import math
 import numbers
 import sys
 import types
 
 from . import backend
-from .autograd import Tensor, _raw_grad
+from .engine import raw_grad as _raw_grad
+from .tensor import Tensor
+from .validate import check_optimizer_state
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -204,6 +211,7 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore settings and buffers saved by `state_dict()`; arrays move to each parameter's device."""
         name = type(self).__name__
+        check_optimizer_state(state_dict, self)                # a file's state: types and fields, up front
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'")
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
@@ -536,12 +544,224 @@ class CosineLR(LRScheduler):
         return self(step)
 
 
+def _count(name, value, where, low=1):
+    """An int >= low (a step count); else TypeError/ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{where}: {name} must be >= {low}, got {value}")
+    return int(value)
+
+
+class StepLR(LRScheduler):
+    """lr = initial_lr * gamma ** (step // step_size): decay by gamma every step_size steps (PyTorch's StepLR)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        self.step_size = _count("step_size", step_size, "StepLR")
+        self.gamma = _check("gamma", gamma)
+        super().__init__(optimizer)
+
+    def _lrs(self, optimizer, step):
+        return [g["initial_lr"] * self.gamma ** (step // self.step_size) for g in optimizer.param_groups]
+
+
+class MultiStepLR(LRScheduler):
+    """lr = initial_lr * gamma ** (number of milestones <= step) (PyTorch's MultiStepLR).
+
+    A milestone given twice decays twice there, as in PyTorch (which counts them).
+    """
+
+    def __init__(self, optimizer, milestones, gamma=0.1):
+        if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
+            raise TypeError(f"MultiStepLR: milestones must be a list of steps, got {milestones!r}")
+        self.milestones = sorted(_count("a milestone", m, "MultiStepLR", 0) for m in milestones)
+        self.gamma = _check("gamma", gamma)
+        super().__init__(optimizer)
+
+    def _lrs(self, optimizer, step):
+        factor = self.gamma ** bisect.bisect_right(self.milestones, step)
+        return [g["initial_lr"] * factor for g in optimizer.param_groups]
+
+
+class ExponentialLR(LRScheduler):
+    """lr = initial_lr * gamma ** step (PyTorch's ExponentialLR)."""
+
+    def __init__(self, optimizer, gamma):
+        self.gamma = _check("gamma", gamma)
+        super().__init__(optimizer)
+
+    def _lrs(self, optimizer, step):
+        return [g["initial_lr"] * self.gamma ** step for g in optimizer.param_groups]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = eta_min + (initial_lr - eta_min) (1 + cos(pi step / T_max)) / 2 (PyTorch's CosineAnnealingLR).
+
+    No warmup and no restarts; past T_max the cosine goes on, back up towards initial_lr at
+    2 T_max, as PyTorch's does (keep stepping within T_max, or use CosineLR, which stays at min_lr).
+    """
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        self.T_max = _count("T_max", T_max, "CosineAnnealingLR")
+        self.eta_min = _check("eta_min", eta_min)
+        super().__init__(optimizer)
+
+    def _lrs(self, optimizer, step):
+        cos = (1.0 + math.cos(math.pi * step / self.T_max)) / 2
+        return [self.eta_min + (g["initial_lr"] - self.eta_min) * cos for g in optimizer.param_groups]
+
+
+class LinearLR(LRScheduler):
+    """lr = initial_lr * factor, the factor going linearly from start_factor to end_factor over
+    total_iters steps and staying there (PyTorch's LinearLR; a linear warmup by default)."""
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+        if not isinstance(start_factor, numbers.Real) or not 0 < start_factor <= 1:
+            raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor!r}")
+        self.start_factor = float(start_factor)
+        self.end_factor = _check("end_factor", end_factor, 0.0, 1.0)
+        self.total_iters = _count("total_iters", total_iters, "LinearLR")
+        super().__init__(optimizer)
+
+    def _lrs(self, optimizer, step):
+        done = min(step, self.total_iters) / self.total_iters
+        factor = self.start_factor + (self.end_factor - self.start_factor) * done
+        return [g["initial_lr"] * factor for g in optimizer.param_groups]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (PyTorch's OneCycleLR): up from max_lr / div_factor to max_lr over the first
+    pct_start of total_steps, then down to that / final_div_factor; three_phase=True comes back
+    down to the start before the final descent. anneal_strategy "cos" or "linear".
+
+    With cycle_momentum (the default) the momentum (SGD, RMSprop) or beta1 (Adam, AdamW) moves the
+    other way, between max_momentum and base_momentum. Stepping past total_steps is a ValueError,
+    as in PyTorch. The lrs come from max_lr, not from the optimizer's lr; as in PyTorch, each group's
+    initial_lr becomes max_lr / div_factor (what a scheduler beside it in a SequentialLR scales from).
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
+                 anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor=25.0, final_div_factor=1e4, three_phase=False):
+        where = "OneCycleLR"
+        groups = _check_optimizer(optimizer, where).param_groups
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError(f"{where}: give total_steps, or both epochs and steps_per_epoch")
+            total_steps = _count("epochs", epochs, where) * _count("steps_per_epoch", steps_per_epoch, where)
+        self.total_steps = _count("total_steps", total_steps, where)
+        pct_start = _check("pct_start", pct_start, 0.0, 1.0)
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"{where}: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        self.anneal_strategy = anneal_strategy
+        max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
+        if len(max_lrs) != len(groups):
+            raise ValueError(f"{where}: {len(max_lrs)} values of max_lr for {len(groups)} parameter groups")
+        max_lrs = [_check("max_lr", lr) for lr in max_lrs]
+        div, final_div = _check("div_factor", div_factor), _check("final_div_factor", final_div_factor)
+        if not div or not final_div:
+            raise ValueError(f"{where}: div_factor and final_div_factor must be > 0, got {div} and {final_div}")
+        # per group: (start, peak, end) of the lr; momentum goes max -> base -> max
+        self._lr_points = [(lr / div, lr, lr / div / final_div) for lr in max_lrs]
+        for group, points in zip(groups, self._lr_points):
+            group["initial_lr"] = points[0]                     # as PyTorch: what other schedulers now scale from
+        self.cycle_momentum = bool(cycle_momentum)
+        if self.cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(f"{where}: {type(optimizer).__name__} has no momentum or beta1 to cycle; "
+                                 "pass cycle_momentum=False")
+            self.base_momentum = _check("base_momentum", base_momentum, 0.0, 1.0)
+            self.max_momentum = _check("max_momentum", max_momentum, 0.0, 1.0)
+        # (end step of the phase, lr from -> to as indices into (start, peak, end), momentum from -> to)
+        up = float(pct_start * self.total_steps) - 1
+        if three_phase:
+            self._phases = [(up, 0, 1, "max", "base"), (2 * up, 1, 0, "base", "max"),
+                            (self.total_steps - 1, 0, 2, "max", "max")]
+        else:
+            self._phases = [(up, 0, 1, "max", "base"), (self.total_steps - 1, 1, 2, "base", "max")]
+        super().__init__(optimizer)
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def _phase(self, step):
+        """(phase, fraction of it done) at `step`; a ValueError past total_steps."""
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: tried to step {step} times; total_steps is {self.total_steps}")
+        start = 0.0
+        for i, phase in enumerate(self._phases):
+            if step <= phase[0] or i == len(self._phases) - 1:
+                return phase, (step - start) / (phase[0] - start)
+            start = phase[0]
+
+    def _lrs(self, optimizer, step):
+        (_, a, b, _, _), pct = self._phase(step)
+        return [self._anneal(points[a], points[b], pct) for points in self._lr_points]
+
+    def _set_lrs(self, step):
+        super()._set_lrs(step)
+        if self.cycle_momentum:
+            (_, _, _, a, b), pct = self._phase(step)
+            m = self._anneal(getattr(self, a + "_momentum"), getattr(self, b + "_momentum"), pct)
+            for group in self.optimizer.param_groups:
+                if "betas" in group:
+                    group["betas"] = (m, *group["betas"][1:])
+                else:
+                    group["momentum"] = m
+
+
+class SequentialLR(LRScheduler):
+    """Schedulers one after another (PyTorch's SequentialLR): schedulers[i] runs from milestones[i-1]
+    on, each starting again from its own step 0 there. E.g. a linear warmup, then a cosine:
+    `SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=100), CosineAnnealingLR(opt, 900)], [100])`.
+    """
+
+    def __init__(self, optimizer, schedulers, milestones):
+        where = "SequentialLR"
+        _check_optimizer(optimizer, where)
+        schedulers, milestones = list(schedulers), [_count("a milestone", m, where, 0) for m in milestones]
+        if not schedulers:
+            raise ValueError(f"{where}: needs at least one scheduler")
+        for i, s in enumerate(schedulers):
+            if not isinstance(s, LRScheduler) or s.optimizer is not optimizer:
+                raise ValueError(f"{where}: schedulers[{i}] ({type(s).__name__}) is not a scheduler of this optimizer")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"{where}: {len(schedulers)} schedulers need {len(schedulers) - 1} milestones, "
+                             f"got {len(milestones)}")
+        if milestones != sorted(milestones):
+            raise ValueError(f"{where}: milestones must be in increasing order, got {milestones}")
+        self._schedulers, self._milestones = schedulers, milestones
+        super().__init__(optimizer)
+
+    def _active(self, step):
+        """(the scheduler in charge at `step`, its own step)."""
+        i = bisect.bisect_right(self._milestones, step)
+        return self._schedulers[i], step - (self._milestones[i - 1] if i else 0)
+
+    def _lrs(self, optimizer, step):
+        scheduler, local = self._active(step)
+        return scheduler._lrs(optimizer, local)
+
+    def _set_lrs(self, step):
+        self._tied()
+        scheduler, local = self._active(step)
+        scheduler._set_lrs(local)                              # its lrs (and OneCycleLR's momentum) at its own step
+        scheduler.last_epoch, self._last_lr = local, list(scheduler._last_lr)   # its get_last_lr() agrees
+
+
 # PyTorch keeps its schedulers in torch.optim.lr_scheduler; the same path works here, both as
 # tl.optim.lr_scheduler.LambdaLR and as `from tinylm.optim.lr_scheduler import LambdaLR`.
 lr_scheduler = types.ModuleType(f"{__name__}.lr_scheduler", "The LR schedulers of tinylm.optim, under PyTorch's path.")
-lr_scheduler.LRScheduler, lr_scheduler.LambdaLR, lr_scheduler.CosineLR = LRScheduler, LambdaLR, CosineLR
+_SCHEDULERS = ["LRScheduler", "LambdaLR", "CosineLR", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
+               "LinearLR", "OneCycleLR", "SequentialLR"]
+for _name in _SCHEDULERS:
+    setattr(lr_scheduler, _name, globals()[_name])
+lr_scheduler.__all__ = list(_SCHEDULERS)
+del _name
 sys.modules[lr_scheduler.__name__] = lr_scheduler              # what the `from ... import` form looks up
 
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "param_groups", "clip_grad_norm_",
-           "cosine_lr", "LRScheduler", "LambdaLR", "CosineLR", "lr_scheduler"]
+           "cosine_lr", *_SCHEDULERS, "lr_scheduler"]

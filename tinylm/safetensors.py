@@ -7,7 +7,10 @@ The format: 8 bytes little-endian u64 N, then N bytes of JSON header
 header. Reading memory-maps the file, so a 6 GB GPT-2 XL costs no copy until it is used.
 Reading checks the header as the reference library does: shapes and offsets are non-negative
 ints, `__metadata__` maps str to str, and the buffers tile the data exactly (no overlap, no gap).
-Writing goes through `atomic_write` (a temporary file, fsync, rename), which checkpoints use too.
+Reading also refuses a shape of more than 64 dimensions or of 2**63 bytes or more before making
+any view, and parses the header with a depth limit (tinylm.validate), so a hostile file gets a
+ValueError naming it. Writing goes through `atomic_write` (a temporary file that follows the umask,
+fsync, rename), which checkpoints use too.
 bfloat16 has no NumPy dtype: BF16 tensors are read as float32 (the 16 bits shifted into the high
 half of a float32) and written from float32 (rounded to nearest even) for names given in `bf16`.
 
@@ -15,12 +18,14 @@ Leaves out: lazy per-tensor loading APIs, F8 dtypes, sharded checkpoints (model-
 Reference: the safetensors specification (github.com/huggingface/safetensors, README "Format").
 """
 import json
-import math
 import os
+import re
+import secrets
 import struct
-import tempfile
 
 import numpy as np
+
+from .validate import brief as _short, check_shape, is_size as _is_size, parse_json
 
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
            "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?", "BF16": "<u2"}
@@ -44,9 +49,9 @@ def read_safetensors(path, return_metadata=False):
         if n > min(size - 8, _MAX_HEADER):
             raise _bad(path, f"header length {n} does not fit a file of {size} bytes")
         try:
-            header = json.loads(f.read(n).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise _bad(path, f"the header is not JSON ({e})") from None
+            header = parse_json(f.read(n), "the header")      # size checked above; depth, UTF-8 here
+        except ValueError as e:
+            raise _bad(path, e) from None
     if not isinstance(header, dict):
         raise _bad(path, "the header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
@@ -62,15 +67,18 @@ def read_safetensors(path, return_metadata=False):
         except (KeyError, TypeError, ValueError):
             raise _bad(path, f"tensor {name!r} has a malformed entry {info!r}") from None
         if not isinstance(shape, list) or not all(_is_size(s) for s in shape + [begin, end]):
-            raise _bad(path, f"tensor {name!r} has a malformed entry {info!r} (shape and data_offsets "
+            raise _bad(path, f"tensor {name!r} has a malformed entry {_short(info)} (shape and data_offsets "
                              "must be non-negative ints)")
         if not isinstance(dtype, str) or dtype not in _DTYPES:
-            raise _bad(path, f"tensor {name!r} has unsupported dtype {dtype!r}")
+            raise _bad(path, f"tensor {name!r} has unsupported dtype {_short(dtype)}")
         np_dtype = np.dtype(_DTYPES[dtype])
-        nbytes = math.prod(shape) * np_dtype.itemsize
+        try:                                 # 65 dimensions, [2**64, 0], 5,000 digits: refused before any view
+            nbytes = check_shape(shape, np_dtype.itemsize, f"tensor {name!r}")
+        except ValueError as e:
+            raise _bad(path, e) from None
         if not begin <= end <= data_size or end - begin != nbytes:
-            raise _bad(path, f"tensor {name!r} of dtype {dtype} and shape {shape} has data_offsets "
-                             f"{[begin, end]} (expected {nbytes} bytes within {data_size})")
+            raise _bad(path, f"tensor {name!r} of dtype {dtype} and shape {_short(shape)} has data_offsets "
+                             f"{_short([begin, end])} (expected {nbytes} bytes within {data_size})")
         spans.append((begin, end, name))
         arr = buf[begin:end].view(np_dtype).reshape(shape)
         if dtype == "BF16":
@@ -86,11 +94,6 @@ def read_safetensors(path, return_metadata=False):
     if covered != data_size:
         raise _bad(path, f"the tensors cover {covered} of the {data_size} data bytes")
     return (out, metadata) if return_metadata else out
-
-
-def _is_size(x):
-    """A non-negative int (a Python or NumPy int, not a bool)."""
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= 0
 
 
 def _to_bf16_bits(x):
@@ -155,13 +158,26 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+def _temporary_name(path):
+    """A fresh name beside `path` that `remove_stale_temporaries` recognises: .NAME.<8 hex>.tmp"""
+    directory, base = os.path.split(os.fspath(path))
+    return os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
+
+
 def atomic_write(path, write):
     """Call write(f) on a temporary file beside `path`, fsync it, rename it into place, fsync the
-    directory: a crash or Ctrl-C at any point leaves the old file whole. Returns the path."""
+    directory: a crash or Ctrl-C at any point leaves the old file whole. The file's mode follows the
+    umask (0644 by default), as open() and PyTorch's torch.save do. Returns the path."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    while True:
+        tmp = _temporary_name(os.path.abspath(path))
+        try:                                 # O_EXCL: never someone else's file; 0o666 less the umask
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -177,3 +193,22 @@ def atomic_write(path, write):
     _fsync_dir(directory)
     return path
 
+
+def remove_stale_temporaries(directory, names):
+    """Delete the temporary files that killed `atomic_write`s of `names` left in `directory`
+    (.NAME.XXXXXXXX.tmp, tinylm's own pattern, and nothing else). Returns the paths removed."""
+    pattern = re.compile(r"\.(%s)\.[a-z0-9_]{8}\.tmp" % "|".join(re.escape(n) for n in names))
+    removed = []
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        full = os.path.join(directory, entry)
+        if pattern.fullmatch(entry) and os.path.isfile(full) and not os.path.islink(full):
+            try:
+                os.unlink(full)
+                removed.append(full)
+            except FileNotFoundError:
+                pass
+    return removed

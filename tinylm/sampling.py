@@ -13,7 +13,7 @@ HF `TopPLogitsWarper` (the "smallest set whose probability reaches p" rule).
 import numpy as np
 
 from . import backend
-from .autograd import Tensor
+from .tensor import Tensor
 
 
 def _raw(logits):
@@ -26,6 +26,11 @@ def _raw(logits):
 def _floats(logits):
     """Integer or boolean logits as float32 (they cannot hold -inf); float dtypes are kept."""
     return logits if logits.dtype.kind == "f" else logits.astype(backend.DEFAULT_DTYPE)
+
+
+def _real(x):
+    """True for a real number that is not a bool (a setting such as temperature or top_p)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
 def top_k_filter(logits, k):
@@ -52,6 +57,8 @@ def top_p_filter(logits, p):
     logits = _floats(_raw(logits))
     if p is None:
         return logits
+    if not _real(p):
+        raise TypeError(f"top_p must be a number, got {type(p).__name__} {p!r}")
     if not 0.0 < p <= 1.0:                                          # also refuses nan
         raise ValueError(f"top_p must be in (0, 1], got {p}")
     if p == 1.0:
@@ -86,6 +93,8 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
         return Tensor._make(sample_next(logits.data, temperature, top_k, top_p, generator), logits.device)
     logits = _raw(logits)
     xp = backend.get_array_module(logits)
+    if not _real(temperature):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__} {temperature!r}")
     if not temperature >= 0 or temperature == float("inf"):        # also refuses nan
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if temperature == 0:
@@ -100,9 +109,15 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     logits = top_k_filter(logits, top_k)
     logits = top_p_filter(logits, top_p)
     probs = _softmax(logits)                                        # (B, V)
-    cdf = xp.cumsum(probs, axis=-1)                                 # (B, V)
     gen = generator or backend.get_generator(backend.device_of(logits))
-    u = 1.0 - gen.uniform((logits.shape[0], 1), dtype=cdf.dtype)    # (B, 1) in (0, 1]
-    # inverse CDF: the first id whose cumulative probability reaches u (never a zero-probability id)
-    ids = (cdf < u * cdf[:, -1:]).sum(axis=-1)                      # (B,)
-    return xp.minimum(ids, logits.shape[-1] - 1).astype(np.int64)
+    return draw_from_weights(probs, 1, gen)[:, 0]                   # (B,)
+
+
+def draw_from_weights(weights, num_samples, gen):
+    """(B, num_samples) int64 ids drawn with replacement from non-negative weights (B, V) by the
+    inverse CDF: the first id whose cumulative weight reaches u * total (never a zero-weight id)."""
+    xp = backend.get_array_module(weights)
+    cdf = xp.cumsum(weights, axis=-1)                                            # (B, V)
+    u = (1.0 - gen.uniform((weights.shape[0], num_samples), dtype=cdf.dtype)) * cdf[:, -1:]   # (B, n) in (0, total]
+    ids = (cdf[:, None, :] < u[:, :, None]).sum(axis=-1)                        # (B, n)
+    return xp.minimum(ids, weights.shape[-1] - 1).astype(np.int64)

@@ -20,6 +20,8 @@ import types
 
 import numpy as np
 
+from . import backend
+
 
 # NumPy names that CuPy does not have (checked against CuPy 14.2's namespace and its ndarray):
 # code that reaches for one of them works on NumPy and fails on a GPU, so it fails here too
@@ -248,3 +250,4 @@ class _StrictModule(_Namespace):
 
 
 xp = _StrictModule()
+backend.register_host_device("strict", xp, StrictArray)

@@ -7,7 +7,8 @@ loss-curve PNG. Files in `out_dir`:
 
     last.npz   the latest state (model, optimizer, config, tokenizer, step, seed): written at every
                evaluation, at the end, at an early stop and on Ctrl-C; `resume=True` continues from it
-    best.npz   the state with the lowest val loss so far (what examples/generate.py should load)
+    best.npz   the state with the lowest val loss so far (what examples/generate.py should load),
+               written before last.npz at an evaluation, so a kill between the two cannot lose it
     log.csv    one row per `log_interval` steps (step, train_loss of that batch, lr, grad_norm,
                tokens_per_s, elapsed) and one row per evaluation (val_loss and val_ppl filled in,
                train_loss the mean over eval batches)
@@ -25,7 +26,9 @@ Safety: Ctrl-C finishes the current step, saves last.npz and returns (history.st
 same, and one that cuts an evaluation short (in `on_eval`, or while saving) leaves it to be done
 again by the resumed run, so best.npz still gets its model. A NaN/inf loss (or gradient norm, or
 val loss) raises FloatingPointError naming the step, and nothing is saved after it: the
-checkpoints of the last evaluation stay as they were.
+checkpoints of the last evaluation stay as they were. A run starts by deleting the temporary files
+(.last.npz.XXXXXXXX.tmp) that saves cut short by a kill -9 left in out_dir, and a resume checks the
+optimizer and train state it reads (a ValueError naming the file and the field, never a KeyError).
 
 Data parallel (docs/12-distributed.md): started by `python -m tinylm.distributed.run
 --nproc-per-node N`, train() runs on N processes with no new argument. `batch_size` is per rank:
@@ -53,10 +56,13 @@ import numpy as np
 
 from . import backend, optim
 from . import distributed as dist
-from .autograd import no_grad
+from .engine import no_grad
 from .checkpoint import check_config, load_checkpoint, save_checkpoint
 from .data import Splits, TokenDataset
-from .parallel import DistributedDataParallel
+from .model import from_table
+from .nn.parallel import DistributedDataParallel
+from .safetensors import remove_stale_temporaries
+from .validate import check_dict, check_int, check_number
 
 SEED_STRIDE = 1_000_003        # step seeds: run_seed * SEED_STRIDE + step
 EVAL_STEP = SEED_STRIDE - 1    # evaluations use the seed of a step number no run reaches
@@ -106,9 +112,7 @@ class TrainConfig:
     @classmethod
     def from_preset(cls, name, **overrides):
         """The config of a named preset (see PRESETS), with some fields overridden."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown training preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return from_table(cls, PRESETS, name, overrides, "training preset")
 
 
 PRESETS = {
@@ -292,6 +296,19 @@ def plot_runs(runs, png_path, title=None, since_step=0, target=None):
     return _save(fig, ax, png_path, "val loss (nats/token)", title)
 
 
+# ---------------------------------------------------------------------------- resuming
+def _train_state(extra):
+    """(best val loss, bad evals, last eval step, elapsed, saved TrainConfig fields) from a checkpoint's
+    `extra`, each checked: ValueError (TypeError for a wrong type) naming the field."""
+    check_dict(extra, "extra")
+    best = check_number(extra.get("best_val_loss", math.inf), "extra.best_val_loss", finite=False)
+    bad_evals = check_int(extra.get("bad_evals", 0), "extra.bad_evals")
+    last_eval = check_int(extra.get("last_eval_step", -1), "extra.last_eval_step", -1)
+    elapsed0 = check_number(extra.get("elapsed", 0.0), "extra.elapsed", 0.0)
+    saved = check_dict(extra.get("train_config", {}), "extra.train_config")
+    return best, bad_evals, last_eval, elapsed0, {k: v for k, v in saved.items() if k not in ("out_dir", "plot")}
+
+
 # ---------------------------------------------------------------------------- Ctrl-C
 class _StopOnSigint:
     """While active, the first Ctrl-C only sets `requested` (the loop stops between steps); a second one raises."""
@@ -388,6 +405,8 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                              f"(needs at least {T + 1}): give more text or a smaller block_size")
     os.makedirs(cfg.out_dir, exist_ok=True)
     last_path, best_path = os.path.join(cfg.out_dir, "last.npz"), os.path.join(cfg.out_dir, "best.npz")
+    if main:
+        remove_stale_temporaries(cfg.out_dir, ["last.npz", "best.npz"])   # left by saves that a kill -9 cut short
     log_path, png_path = os.path.join(cfg.out_dir, "log.csv"), os.path.join(cfg.out_dir, "loss.png")
 
     opt = optim.AdamW(optim.param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr,
@@ -396,24 +415,24 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     run_seed, step, best, bad_evals, last_eval, elapsed0 = cfg.seed, 0, math.inf, 0, -1, 0.0
     if resume:
         ckpt = load_checkpoint(last_path, config=model.config)
-        model.load_state_dict(ckpt.model)
         settings = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
-        opt.load_state_dict(ckpt.optimizer)
+        try:
+            model.load_state_dict(ckpt.model)
+            opt.load_state_dict(ckpt.optimizer)
+            best, bad_evals, last_eval, elapsed0, saved_cfg = _train_state(ckpt.extra)
+        except (ValueError, TypeError) as e:                      # a damaged or hand-edited file: name it
+            raise type(e)(f"checkpoint {last_path}: {e}") from None
         for group, setting in zip(opt.param_groups, settings):   # the moments resume; cfg's settings hold
             group.update(setting)
         run_seed, step = ckpt.seed, ckpt.step
-        extra = ckpt.extra
-        best, bad_evals = extra.get("best_val_loss", math.inf), extra.get("bad_evals", 0)
-        last_eval, elapsed0 = extra.get("last_eval_step", -1), extra.get("elapsed", 0.0)
-        saved_cfg = {k: v for k, v in extra.get("train_config", {}).items() if k not in ("out_dir", "plot")}
         try:
             check_config(saved_cfg, {k: v for k, v in asdict(cfg).items() if k in saved_cfg})
         except ValueError as e:
             warnings.warn(f"resuming with different training settings, so not bit-for-bit: {e}", stacklevel=2)
         if run_seed != cfg.seed:
             warnings.warn(f"resuming with the checkpoint's seed {run_seed}, not {cfg.seed}", stacklevel=2)
-        if extra.get("world_size", 1) != world and main:
-            warnings.warn(f"resuming a run of {extra.get('world_size', 1)} processes on {world}: the global batch "
+        if ckpt.extra.get("world_size", 1) != world and main:
+            warnings.warn(f"resuming a run of {ckpt.extra.get('world_size', 1)} processes on {world}: the global batch "
                           f"changes, so not bit-for-bit", stacklevel=2)
         if main:
             _trim_log(log_path, step, evaluated=last_eval == step)
@@ -489,9 +508,9 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                                 raise
                             sigint.requested = True   # N ranks: finish this evaluation, stop together after it
                     last_eval = step
-                    save(last_path, evaluated=True)
-                    if improved:
-                        save(best_path, evaluated=True)
+                    if improved:              # best first: a kill between the two saves cannot lose it,
+                        save(best_path, evaluated=True)   # since the resumed run, from the old last.npz,
+                    save(last_path, evaluated=True)       # evaluates this step again
                     before = None
                     if cfg.plot and main:
                         plot_log(log_path, png_path)

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 
-from . import _DIST_HINT
+from .group import _DIST_HINT
 
 
 def find_mpiexec():

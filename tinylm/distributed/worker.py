@@ -12,7 +12,7 @@ import runpy
 import sys
 import traceback
 
-from . import _import_mpi
+from .group import _import_mpi
 
 
 def set_rank_environment(MPI):

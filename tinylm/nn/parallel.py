@@ -27,10 +27,10 @@ import contextlib
 import time
 import weakref
 
-from . import backend
-from . import distributed as dist
-from .autograd import _raw_grad, is_grad_enabled, register_post_backward_hook
-from .nn import Module
+from .. import backend
+from .. import distributed as dist
+from ..engine import is_grad_enabled, raw_grad, register_post_backward_hook
+from .module import Module
 
 BUCKET_CAP_MB = 4   # MiB per flat bucket; 4 beat 1, 25 and one buffer for a 43 MiB all-reduce (RESULTS.md)
 
@@ -133,7 +133,7 @@ class DistributedDataParallel(Module):
                     flat[lo:hi] = 0
                     flat[b.n + i] = 0
                 else:
-                    flat[lo:hi] = _raw_grad(p.grad).reshape(-1)
+                    flat[lo:hi] = raw_grad(p.grad).reshape(-1)
                     flat[b.n + i] = 1
             dist.all_reduce(flat)                        # sum over ranks, in place
             present = backend.to_numpy(flat[b.n:]) > 0   # (params,) whether any rank had a gradient
@@ -142,7 +142,7 @@ class DistributedDataParallel(Module):
                 if not has:
                     continue
                 total = flat[lo:hi].reshape(p.shape)
-                if p.grad is None or p.grad is not _raw_grad(p.grad):
+                if p.grad is None or p.grad is not raw_grad(p.grad):
                     p.grad = total / world               # its own array: the buffer is reused next time
                 else:
                     xp.divide(total, world, out=p.grad)  # the average, written into the gradient in one pass
