@@ -146,7 +146,7 @@ def test_layer_norm_and_gelu_and_mlp(device):
     xn = x.numpy()
     want = (xn - xn.mean(-1, keepdims=True)) / np.sqrt(xn.var(-1, keepdims=True) + 1e-5) * 2.0
     np.testing.assert_allclose(ln(x).numpy(), want, rtol=1e-4, atol=1e-5)
-    g = nn.GELU()(x).numpy()
+    g = nn.GELU(approximate="tanh")(x).numpy()
     np.testing.assert_allclose(g, 0.5 * xn * (1 + np.tanh(math.sqrt(2 / math.pi) * (xn + 0.044715 * xn ** 3))),
                                rtol=1e-5, atol=1e-6)
     mlp = nn.MLP(6, device=device)
@@ -299,8 +299,9 @@ def test_layer_norm_takes_torch_arguments(device):
 
 def test_gelu_approximate_argument():
     assert repr(nn.GELU(approximate="tanh")) == "GELU(approximate='tanh')"
-    with pytest.raises(ValueError, match="only the tanh approximation is implemented"):
-        nn.GELU(approximate="none")
+    assert repr(nn.GELU()) == "GELU(approximate='none')"          # PyTorch's default: the exact erf form
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
+        nn.GELU(approximate="erf")
 
 
 def test_attention_takes_one_positional_input(device):

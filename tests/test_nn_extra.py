@@ -427,7 +427,6 @@ def _f_takes(name):
     return name in inspect.signature(tl.F.cross_entropy).parameters
 
 
-@pytest.mark.skipif(not _f_takes("weight"), reason="F.cross_entropy does not take weight= yet")
 def test_cross_entropy_loss_passes_weight_and_label_smoothing():
     rng = np.random.default_rng(2)
     z, t, w = rng.standard_normal((4, 3)), np.array([0, 2, 1, 1]), np.array([1.0, 2.0, 0.5])
@@ -436,10 +435,10 @@ def test_cross_entropy_loss_passes_weight_and_label_smoothing():
     loss = CrossEntropyLoss(weight=tl.tensor(w))
     assert "weight" in loss.state_dict()                       # a buffer, as PyTorch's
     assert float(loss(tl.tensor(z), tl.tensor(t))) == pytest.approx(want)
-    if _f_takes("label_smoothing"):                           # PyTorch's formula: (1 - e) nll + e mean(-log p)
-        eps = 0.1
-        want = np.mean((1 - eps) * -lp[np.arange(4), t] + eps * -lp.mean(axis=1))
-        assert float(CrossEntropyLoss(label_smoothing=eps)(tl.tensor(z), tl.tensor(t))) == pytest.approx(want)
+    assert _f_takes("label_smoothing")                          # PyTorch's formula: (1 - e) nll + e mean(-log p)
+    eps = 0.1
+    want = np.mean((1 - eps) * -lp[np.arange(4), t] + eps * -lp.mean(axis=1))
+    assert float(CrossEntropyLoss(label_smoothing=eps)(tl.tensor(z), tl.tensor(t))) == pytest.approx(want)
 
 
 def test_mse_softmax_logsoftmax_flatten():

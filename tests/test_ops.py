@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinylm as tl
 import tinylm.functional as F
+from tinylm.functional import core as Fcore
 from tinylm.engine import OPS
 from tinylm import ops
 
@@ -289,13 +290,43 @@ def case_attention(draw, device):
 
     def fn(q, k, v):
         tl.manual_seed(3)
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=p)
+        return Fcore.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=p)   # the GPT's (KV-cache) rule
     return fn, (q, k, v)
 
 
 def case_remainder(draw, device):
     a, b = _pair(draw, device, 0.5, 3.0)
     return (lambda a, b: a % b + 7.3 % b), (a, b)
+
+
+def case_geluerf(draw, device):
+    return (lambda x: F.gelu(x)), (_one(draw, device, -6.0, 6.0),)
+
+
+def case_cumsum(draw, device):
+    x = _one(draw, device, min_dims=1)
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    return (lambda x: x.cumsum(axis) * 1.5), (x,)
+
+
+def case_cumprod(draw, device):
+    x = _one(draw, device, min_dims=1)
+    axis = draw(st.integers(-x.ndim, x.ndim - 1))
+    if draw(st.booleans()):                                    # a zero takes the exact quadratic path
+        zero = np.zeros(x.shape, dtype=bool)
+        zero.flat[draw(st.integers(0, zero.size - 1))] = True
+        return (lambda x: x.masked_fill(tl.tensor(zero, device=device), 0.0).cumprod(axis)), (x,)
+    return (lambda x: x.cumprod(axis)), (x,)
+
+
+def case_einsum(draw, device):
+    eq, shapes = draw(st.sampled_from([
+        ("ij,jk->ik", [(2, 3), (3, 4)]), ("bij,bjk->bik", [(2, 2, 3), (2, 3, 2)]),
+        ("bhqd,bhkd->bhqk", [(1, 2, 3, 2), (1, 2, 4, 2)]), ("i,j->ij", [(3,), (2,)]), ("ii->", [(3, 3)]),
+        ("ij->i", [(2, 3)]), ("ij->", [(2, 3)]), ("ii->i", [(3, 3)]), ("...ij,...jk", [(2, 2, 3), (2, 3, 2)]),
+        ("ij,ij->i", [(2, 3), (2, 3)]), ("ji", [(2, 3)])]))
+    s = draw(seeds)
+    return (lambda *xs: tl.einsum(eq, *xs)), tuple(leaf(values(s + i, sh), device) for i, sh in enumerate(shapes))
 
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
@@ -350,7 +381,7 @@ def test_fused_attention_equals_the_composed_reference(device, data):
     for weights in (False, True):
         for x in (q, k, v):
             x.zero_grad()
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=causal, return_weights=weights)
+        out = Fcore.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=causal, return_weights=weights)
         out = out[0] if weights else out
         (out * out).sum().backward()
         outs.append(out.numpy())
@@ -422,7 +453,7 @@ def test_functional_argument_errors_name_the_problem(device):
     for p in (1.0, -0.1):
         with pytest.raises(ValueError, match="dropout_p"):
             F.scaled_dot_product_attention(q, q, q, dropout_p=p)
-    with pytest.raises(TypeError, match="logits must be floats"):
+    with pytest.raises(TypeError, match="input must be floats with a class axis"):
         F.cross_entropy(tl.tensor([1, 2], device=device), tl.tensor(0, device=device))
 
 

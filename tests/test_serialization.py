@@ -44,5 +44,5 @@ def test_save_and_load_a_whole_nanogpt_checkpoint_and_the_disabled_grad_scaler(t
     opt2 = tl.optim.AdamW(m2.parameters())
     opt2.load_state_dict(ck["optimizer"])
     np.testing.assert_array_equal(m2.weight.numpy(), m.weight.numpy())
-    with pytest.raises(NotImplementedError, match="enabled=False"):
-        tl.amp.GradScaler()
+    with pytest.warns(UserWarning, match="GradScaler is enabled, but .* Disabling."):   # as PyTorch without CUDA
+        assert not tl.amp.GradScaler().is_enabled()

@@ -13,14 +13,17 @@ from . import backend, engine, ops, ops_extra, functional, strict
 from . import functional as F
 from . import compat, creation, profiler, serialization, autograd
 from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train, validate, model, hub, utils
+from . import backends
 from .backend import manual_seed, gpu_available, get_array_module, parse_device
 from .compat import (ValuesIndices, Histogram, allclose, equal, histogram, amp, cuda, float16, half, float32,
                      float64, int32, int64, bool_, long, bool, METHOD_FORMS, set_grad_enabled, inference_mode,
                      sum, mean, max, min, argmax, argmin, exp, log, sqrt, tanh, sigmoid, softmax, log_softmax,
                      abs, clamp, reshape, flatten, unsqueeze, squeeze, transpose, permute, matmul, topk, gather,
-                     unbind, chunk, split, var, std, masked_fill, numel, all, any)
+                     unbind, chunk, split, var, std, masked_fill, numel, all, any, sort, argsort, kthvalue, median,
+                     cumsum, cumprod, flip, roll, t, index_select, tile, bmm, outer, pow, einsum, compile, autocast,
+                     bfloat16, logsumexp, norm)
 from .creation import (tensor, from_numpy, zeros, ones, full, Generator, randn, rand, multinomial, randint, arange,
-                       linspace, zeros_like, ones_like, full_like, randn_like, rand_like, tril, triu)
+                       linspace, zeros_like, ones_like, full_like, randn_like, rand_like, tril, triu, randperm, empty)
 from .engine import Function, no_grad, enable_grad, is_grad_enabled, sum_to, OPS
 from .functional import cat, concat, stack, where
 from .gradcheck import gradcheck, GradcheckError
@@ -44,4 +47,5 @@ __all__ = [
     "F", "functional", "backend", "optim", "data", "checkpoint", "nn", "train",
     "sampling", "safetensors", "tokenizers", "GPT", "GPTConfig", "PRESETS", "sample_next", "CharTokenizer",
     "BPETokenizer", "float32", "float64", "int32", "int64", "long", "bool_", "bool", "use_fused_kernels",
+    "randperm", "pow", "einsum", "compile", "autocast", "bfloat16", "backends", "utils", "empty", "logsumexp", "norm",
 ]

@@ -3,23 +3,28 @@
 Attaches to Tensor, when the package is imported (as DeZero's `setup_variable` does), the
 methods a GPT does not need: `//`, `%`, the in-place operators and item assignment (outside the
 graph), `&`, `|`, `^`, `~`, `any`, `all`, `clamp`, `log10`, `gather`, `topk`, `chunk`, `unbind`,
-and `max`/`min` with a `dim`, which return (values, indices) as torch.return_types do. Then the
-function forms (`tl.sum(x, 1)` for `x.sum(1)`), `allclose`, `equal`, `histogram`, the dtype
-names, and stand-ins for `torch.cuda` and `torch.amp` on a machine without mixed precision.
+and `max`/`min` with a `dim`, `sort`, `kthvalue`, `median`, which return (values, indices) as
+torch.return_types do; `argsort`, `cumsum`, `cumprod`, `flip`, `roll`, `t`, `index_select`,
+`repeat`, `tile`, `bmm`, `outer`, `norm`, `logsumexp`, and the in-place `copy_`, `zero_`,
+`fill_`, `normal_`, `uniform_`, `masked_fill_`, `clamp_`, `add_`, ... Then the function forms
+(`tl.sum(x, 1)` for `x.sum(1)`), `pow`, `einsum`, `allclose`, `equal`, `histogram`, the dtype
+names (`bfloat16` only as a name), and stand-ins for `torch.cuda`, `torch.amp`, `autocast` and
+`compile` on a machine without mixed precision or a compiler.
 
 Reference: the PyTorch API (names, defaults, return types).
 """
 import builtins
 import math
+import warnings
 from collections import namedtuple
 
 import numpy as np
 
-from . import backend, engine, ops
+from . import backend, engine, ops, ops_extra
 
 from .engine import is_grad_enabled
 from .ops_extra import Abs, BroadcastTo, Relu, Remainder, Sigmoid, Var
-from .tensor import Tensor, _axis, _index, _operands, floats, scalar
+from .tensor import Tensor, _axis, _index, _operands, floats, same_kind, scalar
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])   # as torch.return_types.max
 Histogram = namedtuple("histogram", ["hist", "bin_edges"])           # as torch.return_types.histogram
@@ -563,12 +568,13 @@ long, bool = int64, bool_   # PyTorch's names (tl.bool shadows the builtin only 
 
 class _GradScaler:
     """PyTorch's mixed-precision loss scaler, disabled (tinylm trains in float32): `scale(loss)` is
-    the loss, `step(opt)` is `opt.step()`, so nanoGPT's training step ports unchanged."""
+    the loss, `step(opt)` is `opt.step()`, so nanoGPT's training step ports unchanged. With
+    enabled=True it warns and disables itself, as PyTorch's does without CUDA."""
 
     def __init__(self, *args, enabled=True, **kwargs):     # PyTorch's device, init_scale, ... are ignored
         if enabled:
-            raise NotImplementedError("GradScaler: tinylm has no mixed-precision training; pass enabled=False "
-                                      "(nanoGPT: dtype 'float32')")
+            warnings.warn("GradScaler is enabled, but CUDA is not available. Disabling." if not backend.gpu_available()
+                          else "GradScaler is enabled, but tinylm has no mixed precision. Disabling.", stacklevel=2)
 
     def is_enabled(self):
         """False: scaling is off."""
@@ -601,9 +607,10 @@ class _GradScaler:
 
 
 class amp:
-    """`tl.amp.GradScaler` / `tl.cuda.amp.GradScaler`: only `enabled=False` (no mixed precision here)."""
+    """`tl.amp.GradScaler` / `tl.cuda.amp.GradScaler` (disabled) and `autocast` (a no-op): no mixed precision here."""
 
     GradScaler = _GradScaler
+    autocast = None                                            # set below, once autocast is defined
 
 
 class cuda:
@@ -623,8 +630,463 @@ class cuda:
             return 0
         return int(backend.array_module("gpu").cuda.runtime.getDeviceCount())
 
+    @staticmethod
+    def manual_seed(seed):
+        """Seed the GPUs' generators (as tl.manual_seed draws for them); ignored without a GPU, as PyTorch."""
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, builtins.bool) or seed < 0:
+            raise ValueError(f"cuda.manual_seed: seed must be a non-negative int, got {seed!r}")
+        for i in range(cuda.device_count()):
+            state = np.random.SeedSequence([int(seed), 1 + i]).generate_state(1)[0]
+            backend._generators[f"cuda:{i}"] = backend.Generator(f"cuda:{i}", state)
+
+    manual_seed_all = manual_seed
+
+    @staticmethod
+    def is_bf16_supported(including_emulation=True):
+        """False: tinylm has no bfloat16 (see tl.bfloat16)."""
+        return False
+
+    @staticmethod
+    def synchronize(device=None):
+        """Wait for the GPU's queued work (CuPy); nothing to wait for on the CPU."""
+        if backend.gpu_available():
+            backend.array_module("gpu").cuda.Device().synchronize()
+
 
 METHOD_FORMS = ("sum", "mean", "max", "min", "argmax", "argmin", "exp", "log", "sqrt", "tanh", "sigmoid",
                 "softmax", "log_softmax", "abs", "clamp", "reshape", "flatten", "unsqueeze", "squeeze",
                 "transpose", "permute", "matmul", "topk", "gather", "unbind", "chunk", "split", "var", "std",
-                "masked_fill", "numel", "all", "any")
+                "masked_fill", "numel", "all", "any", "sort", "argsort", "kthvalue", "median", "cumsum", "cumprod",
+                "flip", "roll", "t", "index_select", "tile", "bmm", "outer", "logsumexp", "norm")
+
+
+# ---------------------------------------------------------------------------- sorting, scans, shapes
+def _sort_keys(x, descending):
+    """Keys whose stable ascending order is x's order (nan ranks as the largest, as PyTorch)."""
+    xp = backend.get_array_module(x)
+    if x.dtype.kind == "b":
+        x = x.astype(np.int8)
+    elif x.dtype.kind == "u":
+        x = x.astype(np.int64)
+    if not descending:
+        return x
+    keys = -x
+    return xp.where(xp.isnan(x), -xp.inf, keys) if x.dtype.kind == "f" else keys
+
+
+def _argsort(self, dim=-1, descending=False, stable=False, *, axis=None):
+    """Indices (int64) that sort x along `dim` (the last by default), as PyTorch's argsort; always stable here."""
+    axis = _axis(axis, self.ndim, "argsort", dim)
+    if self.ndim == 0:
+        return Tensor._make(backend.get_array_module(self.data).zeros((), dtype=np.int64), self.device)
+    order = backend.argsort_stable(_sort_keys(self.data, descending), axis=axis)
+    return Tensor._make(order.astype(np.int64, copy=False), self.device)
+
+
+def _sort(self, dim=-1, descending=False, stable=False, *, axis=None):
+    """(values, indices) sorted along `dim` (the last by default), as torch.sort; the gradient of the
+    values goes back to the elements they came from."""
+    if self.ndim == 0:
+        return ValuesIndices(self * 1, _argsort(self))
+    axis = _axis(axis, self.ndim, "sort", dim)
+    idx = _argsort(self, axis, descending)
+    return ValuesIndices(self.gather(axis, idx), idx)
+
+
+def _kth(self, rank, axis, keepdim):
+    """(values, indices) of the element of 0-based `rank` in ascending order along `axis`."""
+    idx = _argsort(self, axis)[(slice(None),) * axis + (slice(rank, rank + 1),)]
+    values = self.gather(axis, idx)
+    return ValuesIndices(values, idx) if keepdim else ValuesIndices(values.squeeze(axis), idx.squeeze(axis))
+
+
+def _kthvalue(self, k, dim=-1, keepdim=False, *, axis=None):
+    """(values, indices) of the k-th smallest element along `dim` (k from 1), as torch.kthvalue."""
+    axis = _axis(axis, builtins.max(self.ndim, 1), "kthvalue", dim)
+    x = self if self.ndim else self.reshape(1)
+    n = x.shape[axis]
+    if isinstance(k, builtins.bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
+        raise ValueError(f"kthvalue: k must be an int in [1, {n}] (the k-th smallest, counted from 1), got {k!r}")
+    out = _kth(x, int(k) - 1, axis, keepdim)
+    return out if self.ndim else ValuesIndices(out.values.reshape(()), out.indices.reshape(()))
+
+
+def _median(self, dim=None, keepdim=False, *, axis=None):
+    """torch.median: with no dim, the lower median of all elements (the ((n-1)//2)-th smallest, not the mean
+    of the two middle ones); with a dim, (values, indices) along it."""
+    if dim is None and axis is None:
+        if self.numel() == 0:
+            raise ValueError("median: the tensor is empty")
+        return _kth(self.reshape(-1), (self.numel() - 1) // 2, 0, False).values
+    axis = _axis(axis, builtins.max(self.ndim, 1), "median", dim)
+    x = self if self.ndim else self.reshape(1)
+    out = _kth(x, (x.shape[axis] - 1) // 2, axis, keepdim)
+    return out if self.ndim else ValuesIndices(out.values.reshape(()), out.indices.reshape(()))
+
+
+def _scan(op, name):
+    def method(self, dim=None, *, dtype=None, axis=None):
+        if dim is None and axis is None:
+            raise TypeError(f"{name}(): the dim is required, as in PyTorch: x.{name}(0)")
+        x = self if dtype is None else self.to(dtype)
+        ax = _axis(axis, builtins.max(x.ndim, 1), name, dim)
+        if x.ndim == 0:
+            return x * 1
+        if x.dtype.kind != "f":                                # integers and bools: int64, no gradient
+            xp = backend.get_array_module(x.data)
+            return Tensor._make(getattr(xp, name)(x.data.astype(np.int64), axis=ax), x.device)
+        return op.apply(x, axis=ax)
+    method.__name__ = name
+    method.__doc__ = f"Running {name[3:]}s along `dim` (PyTorch's {name}); integers give int64."
+    return method
+
+
+def _dims(dims, ndim, fn):
+    dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+    return sorted({_axis(d, builtins.max(ndim, 1), fn) for d in dims})
+
+
+def _flip(self, *dims):
+    """The elements in reverse order along each of `dims` (PyTorch's flip: `x.flip(0)`, `x.flip([0, 1])`)."""
+    dims = _dims(dims[0] if len(dims) == 1 else dims, self.ndim, "flip")
+    if self.ndim == 0:
+        return self * 1
+    return self[tuple(slice(None, None, -1) if a in dims else slice(None) for a in range(self.ndim))]
+
+
+def _roll(self, shifts, dims=None):
+    """Shift the elements along `dims` by `shifts`, wrapping around (PyTorch's roll); with no dims, over
+    the flattened tensor, its shape kept."""
+    if dims is None:
+        if isinstance(shifts, (tuple, list)) and len(shifts) != 1:
+            raise ValueError(f"roll: {len(shifts)} shifts need as many dims")
+        s = shifts[0] if isinstance(shifts, (tuple, list)) else shifts
+        return _roll(self.reshape(-1), s, 0).reshape(self.shape)
+    shifts = tuple(shifts) if isinstance(shifts, (tuple, list)) else (shifts,)
+    dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+    if len(shifts) != len(dims):
+        raise ValueError(f"roll: shifts {shifts} and dims {dims} differ in length")
+    out = self
+    for s, d in zip(shifts, dims):
+        a = _axis(d, self.ndim, "roll")
+        n = self.shape[a]
+        if n:
+            out = out[(slice(None),) * a + (backend.to_device((np.arange(n) - int(s)) % n, self.device),)]
+    return out
+
+
+def _t(self):
+    """The transpose of a matrix; a 0-d or 1-d tensor as it is (PyTorch's t())."""
+    if self.ndim > 2:
+        raise ValueError(f"t() expects a tensor with <= 2 dims, got shape {self.shape}; use transpose(a, b) or mT")
+    return self.transpose(0, 1) if self.ndim == 2 else self
+
+
+def _index_select(self, dim, index):
+    """The slices at the 1-D integer `index` along `dim` (PyTorch's index_select); repeats are allowed
+    and their gradients add up."""
+    axis = _axis(dim, self.ndim, "index_select")
+    idx = index.data if isinstance(index, Tensor) else backend.to_device(np.asarray(index), self.device)
+    if idx.ndim > 1 or idx.dtype.kind not in "iu":
+        raise ValueError(f"index_select: index must be a 1-D integer tensor, got shape {tuple(idx.shape)} "
+                         f"of dtype {idx.dtype}")
+    n = self.shape[axis]
+    if idx.size and not (-n <= int(idx.min()) and int(idx.max()) < n):
+        raise IndexError(f"index_select: index out of range [0, {n}) along dim {axis}")
+    return self[(slice(None),) * axis + (idx.reshape(-1),)]
+
+
+def _repeat(self, *sizes):
+    """The tensor tiled `sizes` times along each axis (PyTorch's repeat; NumPy's tile): (2, 3).repeat(2, 1)
+    is (4, 3). Extra leading sizes add axes. Built from reshape and expand, so the gradient sums back."""
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
+    if len(sizes) < self.ndim:
+        raise ValueError(f"repeat: {len(sizes)} sizes for a tensor of {self.ndim} dims (give at least {self.ndim})")
+    if not builtins.all(isinstance(s, (int, np.integer)) and not isinstance(s, builtins.bool) and s >= 0
+                        for s in sizes):
+        raise ValueError(f"repeat: sizes must be non-negative ints, got {sizes}")
+    shape = (1,) * (len(sizes) - self.ndim) + self.shape
+    inter = tuple(v for n in shape for v in (1, n))
+    wide = tuple(v for r, n in zip(sizes, shape) for v in (int(r), n))
+    return self.reshape(inter).expand(*wide).reshape(tuple(r * n for r, n in zip(sizes, shape)))
+
+
+def _tile(self, *dims):
+    """PyTorch's tile: repeat with missing leading sizes taken as 1 (`x.tile(2)` on a matrix tiles its columns)."""
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    return _repeat(self, *((1,) * (self.ndim - len(dims)) + tuple(dims)))
+
+
+def _bmm(self, mat2):
+    """Batched matrix product of (B, n, m) and (B, m, p) -> (B, n, p), shapes checked as PyTorch's bmm."""
+    if not isinstance(mat2, Tensor) or self.ndim != 3 or mat2.ndim != 3 or self.shape[0] != mat2.shape[0] \
+            or self.shape[2] != mat2.shape[1]:
+        raise ValueError(f"bmm: expected (B, n, m) and (B, m, p), got {self.shape} and "
+                         f"{getattr(mat2, 'shape', type(mat2).__name__)}")
+    return self @ mat2
+
+
+def _outer(self, vec2):
+    """The outer product of two 1-D tensors: out[i, j] = x[i] * y[j] (PyTorch's outer, ger)."""
+    if not isinstance(vec2, Tensor) or self.ndim != 1 or vec2.ndim != 1:
+        raise ValueError(f"outer: expected two 1-D tensors, got {self.shape} and "
+                         f"{getattr(vec2, 'shape', type(vec2).__name__)}")
+    return self.reshape(-1, 1) * vec2.reshape(1, -1)
+
+
+# ---------------------------------------------------------------------------- in-place methods
+def _fill_with(self, data):
+    """Write `data` (an array or scalar) into self, in place, and count the change."""
+    xp = backend.get_array_module(self.data)
+    if hasattr(data, "shape") and tuple(data.shape) != self.shape:
+        data = xp.broadcast_to(data, self.shape)
+    self.data[...] = data
+    self._version += 1
+    return self
+
+
+def _copy_(self, src, non_blocking=False):
+    """Copy src's values into self (broadcast to self's shape, cast to self's dtype), in place."""
+    value = _write_operand(self, src, "copy_")
+    if hasattr(value, "shape"):
+        try:
+            np.broadcast_shapes(tuple(value.shape), self.shape)
+        except ValueError:
+            raise ValueError(f"copy_: source of shape {tuple(value.shape)} does not broadcast to {self.shape}") \
+                from None
+    return _fill_with(self, value)
+
+
+def _zero_(self):
+    """Set every element to 0, in place."""
+    _write_operand(self, 0, "zero_")
+    return _fill_with(self, 0)
+
+
+def _fill_(self, value):
+    """Set every element to `value` (a number or a 0-d tensor), in place."""
+    return _fill_with(self, _write_operand(self, value, "fill_"))
+
+
+def _random_(kind):
+    def method(self, a=0.0, b=1.0, *, generator=None):
+        _write_operand(self, 0, f"{kind}_")
+        if self.dtype.kind != "f":
+            raise TypeError(f"{kind}_: needs a floating-point tensor, got dtype {self.dtype}")
+        if generator is not None and generator.device != self.device:
+            raise ValueError(f"{kind}_: a generator on '{generator.device}' for a tensor on '{self.device}'")
+        gen = generator or backend.get_generator(self.device)
+        if kind == "normal":
+            draw = gen.normal(self.shape, self.dtype) * float(b) + float(a)
+        else:
+            draw = gen.uniform(self.shape, self.dtype) * (float(b) - float(a)) + float(a)
+        return _fill_with(self, draw.astype(self.dtype, copy=False))
+    method.__name__ = kind + "_"
+    method.__doc__ = ("Fill with normal samples of mean `a` and std `b` (PyTorch's normal_(mean, std)), in place."
+                      if kind == "normal" else "Fill with uniform samples in [a, b) (PyTorch's uniform_(from, to)), in place.")
+    return method
+
+
+def _masked_fill_(self, mask, value):
+    """`value` where `mask` is true, in place (outside the graph)."""
+    value = _write_operand(self, value, "masked_fill_")
+    return _fill_with(self, self.masked_fill(mask, value).data)
+
+
+def _clamp_(self, min=None, max=None):
+    """Limit to [min, max] in place (outside the graph)."""
+    _write_operand(self, 0, "clamp_")
+    return _fill_with(self, _clamp(self.detach(), min, max).data)
+
+
+def _arith_(ufunc, name):
+    def method(self, other, *, alpha=None):
+        value = _write_operand(self, other, name)
+        if alpha is not None:
+            value = value * scalar(alpha)
+        getattr(backend.get_array_module(self.data), ufunc)(self.data, value, out=self.data, casting="unsafe")
+        self._version += 1
+        return self
+    method.__name__ = name
+    method.__doc__ = f"self {ufunc} other (times alpha for add_/sub_), in place (outside the graph)."
+    return method
+
+
+for _name, _fn in {
+        "sort": _sort, "argsort": _argsort, "kthvalue": _kthvalue, "median": _median,
+        "cumsum": _scan(ops_extra.Cumsum, "cumsum"), "cumprod": _scan(ops_extra.Cumprod, "cumprod"),
+        "flip": _flip, "roll": _roll, "t": _t, "index_select": _index_select, "repeat": _repeat, "tile": _tile,
+        "bmm": _bmm, "outer": _outer, "ger": _outer, "copy_": _copy_, "zero_": _zero_, "fill_": _fill_,
+        "normal_": _random_("normal"), "uniform_": _random_("uniform"), "masked_fill_": _masked_fill_,
+        "clamp_": _clamp_, "clip_": _clamp_, "add_": _arith_("add", "add_"), "sub_": _arith_("subtract", "sub_"),
+        "mul_": _arith_("multiply", "mul_"), "div_": _arith_("divide", "div_")}.items():
+    setattr(Tensor, _name, _fn)
+
+
+# ---------------------------------------------------------------------------- small PyTorch conveniences
+def _norm(self, p="fro", dim=None, keepdim=False):
+    """The 2-norm (p=2 or 'fro') of all elements or along `dim`; p=1 the sum of |x| (PyTorch's norm)."""
+    axis = _axis(None, self.ndim, "norm", dim, many=True)
+    if p in (2, 2.0, "fro"):
+        return ops.Sqrt.apply(floats(self * self).sum(axis, keepdim), zero_at_zero=True)
+    if p in (1, 1.0):
+        return abs(floats(self)).sum(axis, keepdim)
+    raise ValueError(f"norm: only p=2 ('fro') and p=1 are supported, got p={p!r}")
+
+
+def _logsumexp(self, dim, keepdim=False):
+    """log(sum(exp(x))) along `dim`, stable (the maximum taken out first), as PyTorch's logsumexp."""
+    axis = _axis(None, self.ndim, "logsumexp", dim, many=True)
+    x = floats(self)
+    m = x.detach().amax(axis if axis is not None else (), keepdim=True)
+    m = m.masked_fill(~(abs(m) < float("inf")), 0.0)         # an all -inf row stays -inf, not nan
+    out = (x - m).exp().sum(axis, keepdims=True).log() + m
+    return out if keepdim else out.reshape(tuple(n for i, n in enumerate(out.shape) if i not in (axis or ())))
+
+
+def _amax(name):
+    def method(self, dim=(), keepdim=False):
+        axis = _axis(None, self.ndim, name, dim if dim != () else None, many=True)
+        return getattr(self, name[1:])(axis=axis, keepdims=builtins.bool(keepdim))   # NumPy's form: values only
+    method.__name__ = name
+    method.__doc__ = f"The {name[1:]}imum over `dim` (all axes by default), values only, as PyTorch's {name}."
+    return method
+
+
+def _type_as(self, other):
+    """Self cast to `other`'s dtype (PyTorch's type_as)."""
+    return self.to(other.dtype)
+
+
+def _new(fill):
+    def method(self, *size, dtype=None, device=None, requires_grad=False):
+        """A new tensor of `size`, filled, with this tensor's dtype and device unless given (PyTorch's new_*)."""
+        shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+        value = fill if fill is not None else shape[-1]
+        shape = shape if fill is not None else shape[:-1]
+        xp = backend.array_module(device or self.device)
+        data = xp.full(shape, value, dtype=np.dtype(dtype or self.dtype))
+        return Tensor(data, device=device or self.device, requires_grad=requires_grad)
+    return method
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    """A new tensor from `data`, with this tensor's dtype and device unless given."""
+    return Tensor(data.data if isinstance(data, Tensor) else np.asarray(data), device=device or self.device,
+                  dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+
+def _new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+    """A new tensor of `size` filled with `fill_value`, with this tensor's dtype and device unless given."""
+    return _new(fill_value)(self, size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+for _name, _fn in {"norm": _norm, "logsumexp": _logsumexp, "amax": _amax("amax"), "amin": _amax("amin"),
+                   "type_as": _type_as,
+                   "mT": property(lambda self: self.transpose(-2, -1), doc="The last two axes swapped."),
+                   "new_zeros": _new(0), "new_ones": _new(1), "new_full": _new_full, "new_tensor": _new_tensor}.items():
+    setattr(Tensor, _name, _fn)
+
+
+# ---------------------------------------------------------------------------- more function forms
+sort = _method("sort")
+argsort = _method("argsort")
+kthvalue = _method("kthvalue")
+median = _method("median")
+cumsum = _method("cumsum")
+cumprod = _method("cumprod")
+flip = _method("flip")
+roll = _method("roll")
+t = _method("t")
+logsumexp = _method("logsumexp")
+norm = _method("norm")
+index_select = _method("index_select")
+tile = _method("tile")
+bmm = _method("bmm")
+outer = _method("outer")
+
+
+def pow(input, exponent):
+    """torch.pow: input ** exponent for a tensor and a number (either way round), or two tensors (then
+    as exp(exponent * log(input)), for positive input only)."""
+    if isinstance(input, Tensor) and isinstance(exponent, Tensor):
+        if not builtins.bool((input > 0).all()):
+            raise ValueError("pow(tensor, tensor): tinylm computes it as exp(exponent * log(input)), so every "
+                             "input element must be positive; for a number exponent pass the number")
+        return (exponent * floats(input).log()).exp()
+    if isinstance(input, Tensor):
+        return input ** exponent
+    if isinstance(exponent, Tensor):
+        return exponent.__rpow__(input)
+    raise TypeError(f"pow: expected a Tensor argument, got {type(input).__name__} and {type(exponent).__name__}")
+
+
+def einsum(equation, *operands):
+    """torch.einsum: `einsum('ij,jk->ik', a, b)` or `einsum('ij,jk->ik', [a, b])`; '...' and the implicit
+    output (no '->') as NumPy and PyTorch read them. One op, whose gradient is einsum again."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not operands or not builtins.all(isinstance(x, Tensor) for x in operands):
+        raise TypeError(f"einsum({equation!r}, ...): the operands must be tensors")
+    return ops_extra.Einsum.apply(*same_kind(*operands), equation=equation)
+
+
+# ---------------------------------------------------------------------------- compile, autocast, bfloat16
+_WARNED = set()
+
+
+def _warn_once(key, message):
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(message, stacklevel=3)
+
+
+def compile(model=None, *args, **kwargs):
+    """torch.compile: tinylm has no compiler, so the model (or function) comes back unchanged, with one
+    warning per process. `@tl.compile` and `@tl.compile(mode=...)` work as decorators."""
+    if model is None:
+        return lambda m: compile(m, *args, **kwargs)
+    _warn_once("compile", "tinylm.compile: tinylm has no compiler; the model runs as it is (eager)")
+    return model
+
+
+class autocast:
+    """torch.autocast / torch.amp.autocast / torch.cuda.amp.autocast, as a context manager or decorator
+    that changes nothing: tinylm has no mixed precision, so the ops inside run in their tensors' dtypes
+    (float32), where PyTorch would run some in float16/bfloat16. Warns once when enabled."""
+
+    def __init__(self, device_type="cuda", dtype=None, enabled=True, cache_enabled=None):
+        if isinstance(device_type, builtins.bool):               # torch.cuda.amp.autocast(enabled, dtype, ...)
+            device_type, enabled = "cuda", device_type
+        if not isinstance(device_type, str):
+            raise TypeError(f"autocast: device_type must be a string such as 'cuda' or 'cpu', got {device_type!r}")
+        self.device_type, self.fast_dtype, self.enabled = device_type, dtype, builtins.bool(enabled)
+        if self.enabled:
+            _warn_once("autocast", "autocast: tinylm has no mixed precision; the ops run in float32 "
+                                   "(PyTorch would use float16/bfloat16 inside autocast)")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __call__(self, fn):
+        return fn
+
+
+class _Bfloat16:
+    """torch.bfloat16's name: it may be named and compared (nanoGPT builds a dict of dtypes), but any use
+    as a dtype raises: NumPy has no bfloat16, and tinylm computes in float16, float32 or float64."""
+
+    def __repr__(self):
+        return "tinylm.bfloat16 (unsupported)"
+
+    @property
+    def dtype(self):                                       # np.dtype(x), .astype(x), .to(x) reach this
+        raise ValueError("bfloat16 is not supported: NumPy has no bfloat16 arithmetic, so tinylm computes in "
+                        "float32 (or float16, float64); use tl.float32")
+
+
+bfloat16 = _Bfloat16()
+amp.autocast = cuda.amp.autocast = autocast

@@ -55,6 +55,11 @@ def zeros(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
     return _factory(lambda xp, s, d: xp.zeros(s, dtype=d), shape, dtype, device, requires_grad, size)
 
 
+def empty(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
+    """torch.empty's shape and arguments; filled with zeros here, so no result depends on leftover memory."""
+    return zeros(*shape, size=size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
 def ones(*shape, size=None, dtype=None, device="cpu", requires_grad=False):
     """A tensor of ones; float32 unless `dtype`."""
     return _factory(lambda xp, s, d: xp.ones(s, dtype=d), shape, dtype, device, requires_grad, size)
@@ -212,3 +217,14 @@ def _triangle(t, diagonal, fn):
     if fn == "triu":
         keep = ~keep
     return t.masked_fill(Tensor._make(~keep, t.device), 0)      # a fill, not a product: -inf * 0 would be nan
+
+
+def randperm(n, *, generator=None, dtype=None, device="cpu", requires_grad=False):
+    """A random permutation of 0..n-1 (int64 unless `dtype`), from the device's generator or `generator`,
+    as PyTorch's randperm (whose numbers differ for the same seed)."""
+    if isinstance(n, builtins.bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"randperm: n must be a non-negative int, got {n!r}")
+    device = backend.parse_device(device)
+    keys = _gen(generator, device).uniform((int(n),), np.float64)
+    perm = backend.argsort_stable(keys).astype(np.dtype(dtype or np.int64))
+    return Tensor(perm, device=device, requires_grad=requires_grad)

@@ -2,12 +2,28 @@
 
 Thin wrappers over Tensor methods and ops, with PyTorch's names and argument checks.
 """
+import warnings
+
 import numpy as np
 
 from .. import backend, ops
-from ..ops_extra import Concat, Stack
+from ..ops_extra import Concat, GeluErf, Stack
 from ..tensor import Tensor, same_kind, scalar
+from . import core
 from .core import _check_tensor, _ids
+
+
+def _legacy_reduction(size_average, reduce, reduction, owner):
+    """PyTorch's deprecated size_average/reduce arguments, mapped to reduction as PyTorch maps them."""
+    if size_average is None and reduce is None:
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"{owner}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        return reduction
+    warnings.warn(f"{owner}: size_average and reduce are deprecated; use reduction='mean', 'sum' or 'none'",
+                  stacklevel=3)
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else "mean" if size_average else "sum"
 
 
 def relu(x):
@@ -28,16 +44,27 @@ def sigmoid(x):
     return x.sigmoid()
 
 
-def softmax(x, axis=-1, *, dim=None):
-    """exp(x) / sum(exp(x)) along `axis` (PyTorch: `dim`), stable for large logits."""
-    _check_tensor(x, "x", "softmax")
-    return x.softmax(axis, dim=dim)
+def _along(x, dim, axis, name, dtype):
+    """The axis of F.softmax / F.log_softmax: `dim` or `axis`; neither is PyTorch's implicit choice (warned)."""
+    _check_tensor(x, "input", name)
+    if dim is not None and axis is not None:
+        raise TypeError(f"{name}(): give dim or axis, not both")
+    dim = axis if dim is None else dim
+    x = x if dtype is None else x.to(dtype)
+    return x, (_implicit_dim(name, x.ndim, stacklevel=4) if dim is None else dim)
 
 
-def log_softmax(x, axis=-1, *, dim=None):
-    """x - logsumexp(x) along `axis` (PyTorch: `dim`), stable for large logits."""
-    _check_tensor(x, "x", "log_softmax")
-    return x.log_softmax(axis, dim=dim)
+def softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    """exp(x) / sum(exp(x)) along `dim` (or `axis`), stable for large logits. As PyTorch, with no dim the
+    axis is its old implicit choice (0 for 0-, 1- and 3-d inputs, else 1), with its warning: pass dim."""
+    x, dim = _along(input, dim, axis, "softmax", dtype)
+    return x.softmax(dim)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, axis=None):
+    """x - logsumexp(x) along `dim` (or `axis`), stable; no dim: PyTorch's implicit choice, warned."""
+    x, dim = _along(input, dim, axis, "log_softmax", dtype)
+    return x.log_softmax(dim)
 
 
 def one_hot(ids, num_classes=-1):
@@ -147,23 +174,141 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if tuple(t.shape) != want:
         raise ValueError(f"nll_loss: target of shape {tuple(t.shape)} does not fit input of shape {input.shape} "
                          f"(expected {want}: PyTorch's layout, classes on axis 1)")
+    w = None if weight is None else (weight.data if isinstance(weight, Tensor)
+                                     else backend.to_device(np.asarray(weight), input.device))
+    if w is not None and tuple(w.shape) != (C,):
+        raise ValueError(f"nll_loss: weight of shape {tuple(w.shape)} for {C} classes (expected ({C},))")
+    return _weighted_nll(logp, t, w, ignore_index, reduction, 0.0, "nll_loss")
+
+
+def _weighted_nll(logp, t, w, ignore_index, reduction, eps, fn):
+    """-sum_c coef_c logp_c per target, for class-last log-probabilities logp (..., C) and ids t (...):
+    coef = (1 - eps) w[t] at the target plus eps / C w_c everywhere (label smoothing), 0 where t is
+    ignored; 'mean' divides by the sum of the target weights (nan when every target is ignored)."""
+    C = logp.shape[-1]
     xp = backend.get_array_module(t)
     valid = t != ignore_index
     safe = xp.where(valid, t, 0)
     if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= C):
         bad = int(safe.min()) if int(safe.min()) < 0 else int(safe.max())
-        raise ValueError(f"nll_loss: target {bad} is out of bounds for {C} classes")
-    w = xp.ones(C, dtype=input.dtype) if weight is None else (weight.data if isinstance(weight, Tensor)
-                                                               else backend.to_device(np.asarray(weight), input.device))
-    if tuple(w.shape) != (C,):
-        raise ValueError(f"nll_loss: weight of shape {tuple(w.shape)} for {C} classes (expected ({C},))")
-    w = w.astype(input.dtype)
-    picked_w = xp.where(valid, w[safe], 0).astype(input.dtype)            # weight of each target, 0 if ignored
-    mask = (safe[..., None] == xp.arange(C)) * picked_w[..., None]        # (..., C): the weight at the target
-    losses = -(logp * Tensor._make(mask.astype(input.dtype), input.device)).sum(axis=-1)   # (N, d1, ...)
+        raise ValueError(f"{fn}: target {bad} is out of bounds for {C} classes")
+    wc = xp.ones(C, dtype=logp.dtype) if w is None else w.astype(logp.dtype)
+    picked_w = xp.where(valid, wc[safe], 0).astype(logp.dtype)             # w[t], 0 where ignored
+    coef = (safe[..., None] == xp.arange(C)) * ((1.0 - eps) * picked_w)[..., None]
+    if eps:
+        coef = coef + (eps / C) * wc * valid[..., None]                    # (..., C)
+    losses = -(logp * Tensor._make(coef.astype(logp.dtype), logp.device)).sum(axis=-1)   # (N, d1, ...)
     if reduction == "none":
         return losses
     if reduction == "sum":
         return losses.sum()
     total = float(picked_w.sum())
     return losses.sum() * (1.0 / total) if total else losses.sum() * float("nan")
+
+
+def gelu(input, approximate="none"):
+    """PyTorch's F.gelu: the exact form x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) by default, the tanh form
+    (GPT-2's, ops.Gelu) with approximate='tanh'. tinylm's GPT calls functional.core.gelu, the tanh form."""
+    _check_tensor(input, "input", "gelu")
+    if approximate == "tanh":
+        return ops.Gelu.apply(input)
+    if approximate != "none":
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GeluErf.apply(input if input.dtype.kind == "f" else input.float())
+
+
+def _implicit_dim(name, ndim, stacklevel=3):
+    """PyTorch's old rule for Softmax(dim=None): axis 0 for 0-, 1- and 3-d inputs, else 1 (with its warning)."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
+                  "dim=X as an argument.", stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False, *, training=True, return_weights=False):
+    """PyTorch's F.scaled_dot_product_attention: as functional.core's (which the GPT calls), except that
+    `is_causal` with fewer queries than keys aligns the mask to the first key (query i sees keys 0..i,
+    PyTorch's top-left rule), where the core aligns it to the last (a KV cache's rule)."""
+    if enable_gqa:
+        raise ValueError("scaled_dot_product_attention: enable_gqa (grouped-query attention) is not supported")
+    t_q, t_k = query.shape[-2], key.shape[-2]
+    if is_causal and t_q != t_k:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal=True, not both")
+        xp = backend.get_array_module(query.data)
+        attn_mask, is_causal = xp.tril(xp.ones((t_q, t_k), dtype=bool)), False
+    return core.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
+                                             training=training, return_weights=return_weights)
+
+
+def _class_last(x):
+    """(N, C, d1, ...) -> (N, d1, ..., C): the class axis last, as the fused op and the sums want it."""
+    return x.permute(0, *range(2, x.ndim), 1) if x.ndim > 2 else x
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                  label_smoothing=0.0):
+    """PyTorch's F.cross_entropy: log_softmax over the class axis (axis 1; axis 0 for an unbatched (C,)
+    input), then the negative log-likelihood of the targets.
+
+    input (C,), (N, C) or (N, C, d1, ...); target: class ids of shape (), (N,) or (N, d1, ...), or class
+    probabilities of the input's shape. `weight` (C,) weighs each class ('mean' then divides by the sum of
+    the target weights); `ignore_index` skips those ids; `label_smoothing` e mixes the target with the
+    uniform distribution: (1 - e) target + e / C. A (B, T, C) input with (B, T) targets (the GPT's
+    layout) raises: PyTorch's layout is (B, C, T), and when C == T it is the one taken.
+    """
+    _check_tensor(input, "input", "cross_entropy")
+    if input.ndim < 1 or input.dtype.kind != "f":
+        raise TypeError(f"cross_entropy: input must be floats with a class axis, got shape {input.shape} "
+                        f"and dtype {input.dtype}")
+    reduction = _legacy_reduction(size_average, reduce, reduction, "cross_entropy")
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    cax = 0 if input.ndim == 1 else 1
+    C = input.shape[cax]
+    w = None
+    if weight is not None:
+        w = weight.data if isinstance(weight, Tensor) else backend.to_device(np.asarray(weight), input.device)
+        if tuple(w.shape) != (C,):
+            raise ValueError(f"cross_entropy: weight of shape {tuple(w.shape)} for {C} classes (expected ({C},))")
+        w = w.astype(input.dtype)
+    if isinstance(target, Tensor) and target.dtype.kind == "f":
+        return _soft_cross_entropy(input, target, w, reduction, eps)
+    t = _ids(target, input, "cross_entropy", "target", "input")
+    want = () if input.ndim == 1 else (input.shape[0], *input.shape[2:])
+    if tuple(t.shape) != want:
+        hint = ""
+        if input.ndim >= 3 and tuple(t.shape) == input.shape[:-1]:
+            hint = (f"; this looks like the (B, T, C) layout, with classes last, but PyTorch's (and tinylm's) "
+                    f"F.cross_entropy takes classes on axis 1: flatten to logits.view(-1, {input.shape[-1]}) and "
+                    f"targets.view(-1), or pass logits.transpose(1, 2)")
+        raise ValueError(f"cross_entropy: target of shape {tuple(t.shape)} does not fit input of shape {input.shape} "
+                         f"(expected {want}: input (N, C, d1, ...) with target (N, d1, ...), classes on axis 1)"
+                         + hint)
+    if w is None and not eps:                                  # the fused op: fast, and the GPT's own path
+        flat = _class_last(input) if input.ndim > 1 else input.reshape(1, C)
+        loss = ops.CrossEntropy.apply(flat.reshape(-1, C), t.reshape(-1), ignore_index=ignore_index,
+                                      reduction=reduction)
+        if reduction == "mean" and not bool((t != ignore_index).any()):
+            return loss * float("nan")                         # every target ignored: 0 / 0, as PyTorch
+        return loss.reshape(t.shape) if reduction == "none" else loss
+    logp = _class_last(input.log_softmax(cax))                 # (..., C)
+    return _weighted_nll(logp, t, w, ignore_index, reduction, eps, "cross_entropy")
+
+
+def _soft_cross_entropy(input, target, w, reduction, eps):
+    """cross_entropy with class-probability targets of the input's shape: -sum_c w_c p_c log q_c."""
+    if target.shape != input.shape:
+        raise ValueError(f"cross_entropy: class-probability target of shape {target.shape} must have the "
+                         f"input's shape {input.shape}")
+    cax = 0 if input.ndim == 1 else 1
+    C = input.shape[cax]
+    p = target if not eps else target * (1.0 - eps) + eps / C
+    prod = input.log_softmax(cax) * p.to(input.dtype)
+    if w is not None:
+        prod = prod * Tensor._make(w.reshape((C,) + (1,) * (input.ndim - cax - 1)), input.device)
+    losses = -prod.sum(axis=cax)
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
+from ..functional.extra import _implicit_dim, _legacy_reduction
 from ..tensor import Tensor
 from . import init
 from .layers import _positive_int, _uniform
@@ -109,16 +110,15 @@ class ModuleDict(Module):
         return self._dict.items()
 
 class GELU(Module):
-    """GPT-2's GELU, tanh form: torch's `nn.GELU(approximate="tanh")` (the exact erf form is not implemented)."""
+    """PyTorch's nn.GELU: the exact erf form by default, GPT-2's tanh form with approximate='tanh'."""
 
-    def __init__(self, approximate="tanh"):
-        if approximate != "tanh":
-            raise ValueError(f"GELU: only the tanh approximation is implemented (approximate='tanh'), "
-                             f"got approximate={approximate!r}")
+    def __init__(self, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, x):
-        return F.gelu(x)
+        return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self):
         return f"approximate={self.approximate!r}"
@@ -152,10 +152,19 @@ class utils:
     """`nn.utils.clip_grad_norm_`, where PyTorch keeps it (the same function as tinylm.optim's)."""
 
     @staticmethod
-    def clip_grad_norm_(parameters, max_norm, eps=1e-6):
-        """Scale all gradients together so their global L2 norm is at most max_norm; the norm before (a float)."""
+    def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+        """Scale all gradients together so their global L2 norm is at most max_norm; the norm before, as a
+        0-d float32 Tensor (PyTorch's type; tinylm.optim.clip_grad_norm_ returns a float)."""
         from ..optim import clip_grad_norm_
-        return clip_grad_norm_(parameters, max_norm, eps)
+        if norm_type not in (2, 2.0):
+            raise ValueError(f"clip_grad_norm_: only the L2 norm (norm_type=2) is supported, got {norm_type!r}")
+        if isinstance(parameters, Tensor):
+            parameters = [parameters]
+        total = clip_grad_norm_(parameters, max_norm)
+        if error_if_nonfinite and not math.isfinite(total):
+            raise RuntimeError(f"The total norm of order {float(norm_type)} for gradients from `parameters` is "
+                               "non-finite, so it cannot be clipped (error_if_nonfinite=True)")
+        return Tensor(np.asarray(total, dtype=np.float32))
 
 
 class _ModuleMethods:
@@ -202,21 +211,6 @@ for _name in ("apply", "requires_grad_", "cpu", "float", "double"):
 
 
 # ============================================================================ helpers
-def _legacy_reduction(size_average, reduce, reduction, owner):
-    """PyTorch's deprecated size_average/reduce arguments, mapped to reduction as PyTorch maps them."""
-    if size_average is None and reduce is None:
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{owner}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        return reduction
-    warnings.warn(f"{owner}: size_average and reduce are deprecated; use reduction='mean', 'sum' or 'none'",
-                  stacklevel=3)
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    return "none" if not reduce else "mean" if size_average else "sum"
-
-
-
-
 # ============================================================================ losses
 class CrossEntropyLoss(Module):
     """F.cross_entropy as a layer: `CrossEntropyLoss()(logits, targets)` (PyTorch's CrossEntropyLoss).
@@ -288,13 +282,6 @@ class MSELoss(Module):
 
 
 # ============================================================================ shapes
-def _implicit_dim(name, ndim):
-    """PyTorch's old rule for Softmax(dim=None): axis 0 for 0-, 1- and 3-d inputs, else 1 (with its warning)."""
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
-                  "dim=X as an argument.", stacklevel=3)
-    return 0 if ndim in (0, 1, 3) else 1
-
-
 class _AlongDim(Module):
     """A function of F applied along `dim` (`fn`, its name); dim=None is PyTorch's implicit choice."""
 
