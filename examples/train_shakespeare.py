@@ -11,6 +11,8 @@ Every field of GPTConfig (tinylm/model.py) and TrainConfig (tinylm/train.py) is 
 (`--n-layer`, `--lr`, `--max-iters`, ...); a preset fills in the rest (--preset, by default
 cpu-small on the CPU and char-6L on a GPU). A sample is printed at every evaluation and at
 the end. Ctrl-C saves a checkpoint; run the same command with --resume to continue.
+Data parallel with no new flag: `python -m tinylm.distributed.run --nproc-per-node 2
+examples/train_shakespeare.py --device cpu` (--batch-size is then per process; rank 0 alone prints).
 Thin on purpose: tinylm.train.train does the work.
 """
 import argparse
@@ -36,6 +38,11 @@ from tinylm.train import TrainConfig, evaluate, train  # noqa: E402
 PRESETS = ["cpu-small", "char-6L"]   # names shared by tinylm.model.PRESETS and tinylm.train.PRESETS
 DEFAULT_PRESET = {"cpu": "cpu-small", "strict": "cpu-small", "gpu": "char-6L"}
 FINETUNE = dict(lr=3e-5, min_lr=3e-5, warmup_iters=0)   # --init-from: a small, constant lr (nanoGPT's finetune)
+
+
+def is_main():
+    """Whether this is rank 0 of a data-parallel run (or the only process): it alone prints and samples."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def field_comments(cls):
@@ -106,7 +113,8 @@ def get_tokenizer(args, text, out_dir):
     if args.tokenizer_file:
         return BPETokenizer.load(args.tokenizer_file, trust_pattern=args.trust_pattern)
     train_text = text[:int(0.9 * len(text))]            # the val text stays unseen by the tokenizer too
-    print(f"training a BPE tokenizer to {args.vocab_size} ids on {len(train_text):,} characters")
+    if is_main():
+        print(f"training a BPE tokenizer to {args.vocab_size} ids on {len(train_text):,} characters")
     return BPETokenizer().train(train_text, args.vocab_size)
 
 
@@ -118,6 +126,8 @@ def main(argv=None):
     except RuntimeError as e:
         sys.exit(f"--device {device}: {e}")
     preset = args.preset or DEFAULT_PRESET[device]
+    if device == "gpu" and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"      # data parallel on one machine: a GPU per process
     run_name = "gpt2-finetune" if args.init_from else args.tokenizer
     # fine-tuning keeps its lr constant: an --lr given moves min_lr with it (unless --min-lr is given too)
     finetune = {**FINETUNE, **({"min_lr": args.lr} if args.lr is not None else {})} if args.init_from else {}
@@ -135,11 +145,12 @@ def main(argv=None):
     else:
         config = GPTConfig.from_preset(preset, **{**given(args, GPTConfig), "vocab_size": tok.vocab_size})
         model = GPT(config, device=device)
-    print(f"{args.init_from or preset} on {model.device}: {model.num_parameters():,} parameters, {tok!r}, "
-          f"{len(data.train):,} train and {len(data.val):,} val tokens")
+    if is_main():
+        print(f"{args.init_from or preset} on {model.device}: {model.num_parameters():,} parameters, {tok!r}, "
+              f"{len(data.train):,} train and {len(data.val):,} val tokens")
 
     def sample(row=None):
-        if args.sample_chars <= 0:
+        if args.sample_chars <= 0 or not is_main():
             return
         prompt = tok.encode("\n")
         out = model.generate([prompt], args.sample_chars, temperature=0.8, top_k=40, seed=tcfg.seed)
@@ -148,7 +159,7 @@ def main(argv=None):
 
     history = train(model, data, tcfg, tokenizer=tok, resume=args.resume, on_eval=sample)
     best = os.path.join(tcfg.out_dir, "best.npz")
-    if history.stopped != "interrupted":
+    if history.stopped != "interrupted" and is_main():
         ev = history.evals[-1] if history.evals else None
         if ev is not None:
             print(f"done at step {history.step}: val loss {ev['val_loss']:.4f}, best {history.best_val_loss:.4f}; "

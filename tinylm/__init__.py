@@ -13,6 +13,7 @@ from . import backend, engine, ops, ops_extra, functional, strict
 from . import functional as F
 from . import compat, creation, profiler, serialization, autograd
 from . import optim, data, checkpoint, nn, sampling, safetensors, tokenizers, train, validate, model, hub, utils
+from . import distributed
 from . import backends
 from .backend import manual_seed, gpu_available, get_array_module, parse_device
 from .compat import (ValuesIndices, Histogram, allclose, equal, histogram, amp, cuda, float16, half, float32,

@@ -30,8 +30,16 @@ checkpoints of the last evaluation stay as they were. A run starts by deleting t
 (.last.npz.XXXXXXXX.tmp) that saves cut short by a kill -9 left in out_dir, and a resume checks the
 optimizer and train state it reads (a ValueError naming the file and the field, never a KeyError).
 
-Leaves out: gradient accumulation, mixed precision, distributed data parallel, learning-rate
-finders, wandb. Reference: nanoGPT's train.py (get_lr, estimate_loss, the loop, ckpt.pt).
+Data parallel (docs/12-distributed.md): started by `python -m tinylm.distributed.run
+--nproc-per-node N`, train() runs on N processes with no new argument. `batch_size` is per rank:
+every rank draws the same global batch of N * batch_size rows from the step seed and keeps its own
+rows, then reseeds per rank (its dropout masks); DistributedDataParallel averages the gradients,
+so N ranks of batch b take the steps one process of batch N * b takes. Losses and evaluations are
+averaged over the ranks, so every stop (NaN, max_iters, early stop, Ctrl-C) is decided together;
+rank 0 alone shows the bar and writes log.csv, loss.png and the checkpoints (the state is the same
+on every rank); on resume every rank reads last.npz (a file system the ranks share).
+
+Leaves out: gradient accumulation, mixed precision, learning-rate finders, wandb. Reference: nanoGPT's train.py (get_lr, estimate_loss, the loop, ckpt.pt).
 """
 import csv
 import math
@@ -44,11 +52,15 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 
+import numpy as np
+
 from . import backend, optim
+from . import distributed as dist
 from .engine import no_grad
 from .checkpoint import check_config, load_checkpoint, save_checkpoint
 from .data import Splits, TokenDataset
 from .model import from_table
+from .nn.parallel import DistributedDataParallel
 from .safetensors import remove_stale_temporaries
 from .validate import check_dict, check_int, check_number
 
@@ -138,6 +150,9 @@ def step_seed(run_seed, step):
 def estimate_loss(model, data, batch_size, eval_iters, seed=None):
     """{"train": mean loss, "val": mean loss} over `eval_iters` batches of each split, in eval mode.
 
+    In a process group each batch is the global one (world size x batch_size rows), each rank
+    evaluating its own rows, and the means are averaged over the ranks.
+
     With `seed`, the device generators are reseeded first (the same seed, the same batches).
     The model's training mode is restored afterwards.
     """
@@ -150,11 +165,12 @@ def estimate_loss(model, data, batch_size, eval_iters, seed=None):
         for split in ("train", "val"):
             total = 0.0
             for _ in range(eval_iters):
-                x, y = data.get_batch(split, batch_size, model.config.block_size)
+                x, y = _local_batch(data, split, batch_size, model.config.block_size)
                 _, loss = model(x, y)
                 total += loss.item()
             out[split] = total / eval_iters
-        return out
+        train_loss, val_loss = _mean_over_ranks(out["train"], out["val"])
+        return {"train": train_loss, "val": val_loss}
     finally:
         model.train(was_training)
 
@@ -315,6 +331,47 @@ class _StopOnSigint:
             signal.signal(signal.SIGINT, self._previous)
 
 
+# ---------------------------------------------------------------------------- data parallel
+def _ranks():
+    """(rank, world size): (0, 1) outside a process group."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def _join_launched_group(device):
+    """Initialize the process group when a launcher started this process as one of N > 1; (rank, world size)."""
+    if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("mpi" if device in ("cpu", "strict") else "nccl")
+    return _ranks()
+
+
+def _local_batch(data, split, B, T):
+    """This rank's B rows of the global batch (world size x B rows, the same draw on every rank)."""
+    rank, world = _ranks()
+    x, y = data.get_batch(split, B * world, T)            # (N*B, T), (N*B, T)
+    if world == 1:
+        return x, y
+    return x[rank * B:(rank + 1) * B], y[rank * B:(rank + 1) * B]   # (B, T), (B, T)
+
+
+def _mean_over_ranks(*values):
+    """The mean of each float over the ranks (the values themselves outside a process group)."""
+    rank, world = _ranks()
+    if world == 1:
+        return values
+    buf = np.array(values, dtype=np.float64)
+    dist.all_reduce(buf)
+    return tuple(float(v) / world for v in buf)
+
+
+def _any_rank(flag):
+    """Whether `flag` is true on any rank (so that every rank stops at the same step)."""
+    if _ranks()[1] == 1:
+        return bool(flag)
+    buf = np.array([1.0 if flag else 0.0])
+    dist.all_reduce(buf, op=dist.ReduceOp.MAX)
+    return bool(buf[0])
+
+
 # ---------------------------------------------------------------------------- the loop
 def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on_step=None, on_eval=None):
     """Train `model` (a GPT) on `data` (tinylm.data.Splits) with AdamW; returns a History.
@@ -325,6 +382,8 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     progress: show the tqdm bar and print each evaluation.
     on_step(row): called after every step with its row (a KeyboardInterrupt from it stops the
     run cleanly); on_eval(row): called after every evaluation, before the checkpoints are saved.
+    On N processes both are called on every rank, and a KeyboardInterrupt from either, on any
+    rank, stops all ranks together at the next step's check.
     """
     cfg = TrainConfig() if cfg is None else cfg
     if not isinstance(cfg, TrainConfig):
@@ -332,6 +391,9 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     if not isinstance(data, tuple) or len(data) != 2 or not all(isinstance(d, TokenDataset) for d in data):
         raise TypeError(f"data must be tinylm.data.Splits(train, val) of TokenDatasets, got {type(data).__name__}")
     device = model.device
+    rank, world = _join_launched_group(device)   # data parallel: (0, 1) unless a launcher started N processes
+    main = rank == 0                             # rank 0 alone shows progress and writes files
+    progress = progress and main
     data = Splits(data[0].to(device), data[1].to(device))
     if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocab_size is "
@@ -343,7 +405,8 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                              f"(needs at least {T + 1}): give more text or a smaller block_size")
     os.makedirs(cfg.out_dir, exist_ok=True)
     last_path, best_path = os.path.join(cfg.out_dir, "last.npz"), os.path.join(cfg.out_dir, "best.npz")
-    remove_stale_temporaries(cfg.out_dir, ["last.npz", "best.npz"])   # left by saves that a kill -9 cut short
+    if main:
+        remove_stale_temporaries(cfg.out_dir, ["last.npz", "best.npz"])   # left by saves that a kill -9 cut short
     log_path, png_path = os.path.join(cfg.out_dir, "log.csv"), os.path.join(cfg.out_dir, "loss.png")
 
     opt = optim.AdamW(optim.param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr,
@@ -368,10 +431,14 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
             warnings.warn(f"resuming with different training settings, so not bit-for-bit: {e}", stacklevel=2)
         if run_seed != cfg.seed:
             warnings.warn(f"resuming with the checkpoint's seed {run_seed}, not {cfg.seed}", stacklevel=2)
-        _trim_log(log_path, step, evaluated=last_eval == step)
+        if ckpt.extra.get("world_size", 1) != world and main:
+            warnings.warn(f"resuming a run of {ckpt.extra.get('world_size', 1)} processes on {world}: the global batch "
+                          f"changes, so not bit-for-bit", stacklevel=2)
+        if main:
+            _trim_log(log_path, step, evaluated=last_eval == step)
     history = History(start_step=step, step=step, best_val_loss=best)
     new_log = not (resume and os.path.isfile(log_path))
-    log_file = open(log_path, "a" if not new_log else "w", newline="", encoding="utf-8")
+    log_file = open(log_path if main else os.devnull, "a" if not new_log else "w", newline="", encoding="utf-8")
     log = csv.DictWriter(log_file, LOG_FIELDS)
     if new_log:
         log.writeheader()
@@ -381,8 +448,10 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
         log_file.flush()
 
     def save(path, evaluated):
+        if not main:
+            return
         extra = {"best_val_loss": history.best_val_loss, "bad_evals": bad_evals, "elapsed": elapsed(),
-                 "last_eval_step": step if evaluated else last_eval, "train_config": asdict(cfg)}
+                 "last_eval_step": step if evaluated else last_eval, "train_config": asdict(cfg), "world_size": world}
         save_checkpoint(path, model.state_dict(), opt.state_dict(), model.config,
                         tokenizer.to_dict() if tokenizer is not None else None, step=step, extra=extra, seed=run_seed)
 
@@ -406,13 +475,14 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
     def elapsed():
         return elapsed0 + time.perf_counter() - t_start   # seconds, over all sessions of the run
 
+    net = DistributedDataParallel(model) if world > 1 else model   # averages the gradients after backward
     model.train()
     clean = True   # False while the optimizer is changing the weights: an interrupt then must not save
     before = None  # (best val loss, bad evals, last eval step) before an evaluation still saving its checkpoints
     try:
         with _StopOnSigint() as sigint:
             while True:
-                if sigint.requested:
+                if _any_rank(sigint.requested):
                     raise KeyboardInterrupt
                 # evaluate, log, save: at step 0, every eval_interval steps, and at the end
                 if (step % cfg.eval_interval == 0 or step == cfg.max_iters) and step != last_eval:
@@ -431,13 +501,18 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                     say(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
                         f"(ppl {row['val_ppl']:.2f}){' *' if improved else ''}, {row['elapsed']:.0f} s")
                     if on_eval is not None:
-                        on_eval(row)
+                        try:
+                            on_eval(row)
+                        except KeyboardInterrupt:
+                            if world == 1:
+                                raise
+                            sigint.requested = True   # N ranks: finish this evaluation, stop together after it
                     last_eval = step
                     if improved:              # best first: a kill between the two saves cannot lose it,
                         save(best_path, evaluated=True)   # since the resumed run, from the old last.npz,
                     save(last_path, evaluated=True)       # evaluates this step again
                     before = None
-                    if cfg.plot:
+                    if cfg.plot and main:
                         plot_log(log_path, png_path)
                     if cfg.patience and bad_evals >= cfg.patience:
                         say(f"early stop: no better val loss in {bad_evals} evaluations "
@@ -451,12 +526,14 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                 # one training step: seeded from (run seed, step), so a resumed run repeats it exactly
                 t0 = time.perf_counter()
                 backend.manual_seed(step_seed(run_seed, step))
-                x, y = data.get_batch("train", B, T)                # (B, T), (B, T)
-                _, loss = model(x, y)
+                x, y = _local_batch(data, "train", B, T)            # (B, T), (B, T): this rank's rows
+                if world > 1:
+                    backend.manual_seed(step_seed(run_seed, step) * 65536 + rank)   # each rank its own dropout
+                _, loss = net(x, y)
                 opt.zero_grad()
                 loss.backward()
                 grad_norm = optim.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
-                loss_value = loss.item()   # read after backward: on a GPU, one wait per step, not one per pass
+                loss_value, = _mean_over_ranks(loss.item())   # after backward: on a GPU, one wait per step
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(f"the training loss is {loss_value} at step {step}; stopping, "
                                              f"{last_good()}")
@@ -470,7 +547,7 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                 clean = True
                 dt = time.perf_counter() - t0
                 row = {"step": step - 1, "train_loss": loss_value, "lr": lr, "grad_norm": grad_norm,
-                       "tokens_per_s": B * T / dt, "elapsed": elapsed()}
+                       "tokens_per_s": world * B * T / dt, "elapsed": elapsed()}
                 history.steps.append(row)
                 history.step = step
                 if bar is not None:
@@ -481,7 +558,12 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
                         bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}",
                                         tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
                 if on_step is not None:
-                    on_step(row)
+                    try:
+                        on_step(row)
+                    except KeyboardInterrupt:
+                        if world == 1:
+                            raise
+                        sigint.requested = True   # the ranks stop together, at the next step's check
     except KeyboardInterrupt:
         if not clean:
             say(f"interrupted while updating the weights at step {step}; {last_good()}")
@@ -496,8 +578,10 @@ def train(model, data, cfg=None, tokenizer=None, resume=False, progress=True, on
             bar.close()
         log_file.close()
     history.step = step
-    if cfg.plot and history.stopped != "max_iters":
+    if cfg.plot and main and history.stopped != "max_iters":
         plot_log(log_path, png_path)
+    if world > 1:
+        dist.barrier()   # every rank returns once rank 0 has saved: a rank that exits (e.g. 130 after Ctrl-C) ends the job
     return history
 
 

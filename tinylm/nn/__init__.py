@@ -8,6 +8,7 @@ import sys
 from .. import functional
 from .. import functional as F
 from . import init
+from . import parallel   # DistributedDataParallel (torch.nn.parallel): tinylm.distributed underneath
 from .attention import KVCache, MultiHeadAttention, CausalSelfAttention, Block
 from .extra import (GELU, Sequential, ModuleDict, ReLU, Tanh, Identity, utils, CrossEntropyLoss, NLLLoss, MSELoss, Softmax,
                     LogSoftmax, Flatten, BatchNorm1d, Conv1d)
@@ -22,4 +23,4 @@ __all__ = ["Module", "Parameter", "ModuleList", "ModuleDict", "Sequential", "Inc
            "LayerNorm", "Dropout", "GELU", "ReLU", "Tanh", "Identity", "MLP", "KVCache", "MultiHeadAttention",
            "CausalSelfAttention", "Block", "init", "functional", "F", "utils", "Tensor", "CrossEntropyLoss", "NLLLoss",
            "MSELoss", "Softmax", "LogSoftmax", "Flatten", "BatchNorm1d", "Conv1d", "RNN", "LSTM", "GRU", "RNNCell",
-           "LSTMCell", "GRUCell"]
+           "LSTMCell", "GRUCell", "parallel"]
