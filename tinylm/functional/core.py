@@ -125,14 +125,19 @@ def causal_self_attention(qkv, n_head, dropout_p=0.0, training=True, causal=True
         raise ValueError(f"causal_self_attention: qkv of shape {qkv.shape} is not (B, T, 3C) with C "
                          f"divisible by n_head={n_head}")
     B, T, C3 = qkv.shape
-    heads = qkv.reshape(B, T, 3, n_head, C3 // 3 // n_head).permute(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
-    q, k, v = (t.reshape(t.shape[1:]) for t in heads.split(1))                        # (B, nh, T, hs) each
-    if kv_cache is not None:     # inference: attend to the cached keys too (no gradient through them)
-        k, v = (Tensor._make(a, qkv.device) for a in kv_cache.update(layer, k.data, v.data))  # (B, nh, S, hs)
+    if kv_cache is not None:     # generation records no graph: the heads split on the arrays, one token at a time
+        x = qkv.data.reshape(B, T, 3, n_head, C3 // 3 // n_head).transpose(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
+        q, k, v = (Tensor._make(a, qkv.device) for a in (x[0], *kv_cache.update(layer, x[1], x[2])))  # k, v with the past
+    else:
+        heads = qkv.reshape(B, T, 3, n_head, C3 // 3 // n_head).permute(2, 0, 3, 1, 4)   # (3, B, nh, T, hs)
+        q, k, v = (t.reshape(t.shape[1:]) for t in heads.split(1))                        # (B, nh, T, hs) each
     y = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, causal, training=training,
                                      return_weights=return_weights)
     y, weights = y if return_weights else (y, None)
-    y = y.transpose(1, 2).reshape(B, T, C3 // 3)                                      # (B, T, C)
+    if kv_cache is not None:
+        y = Tensor._make(y.data.transpose(0, 2, 1, 3).reshape(B, T, C3 // 3), qkv.device)   # (B, T, C)
+    else:
+        y = y.transpose(1, 2).reshape(B, T, C3 // 3)                                  # (B, T, C)
     return (y, weights) if return_weights else y
 
 
