@@ -184,8 +184,8 @@ def _no_key_bias(name, x):
 @needs_mpi
 @pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-12)])
 def test_two_ranks_of_batch_b_match_one_process_of_batch_2b(tmp_path, dtype, tol):
-    steps, b = 20, 4
-    args = ["--steps", steps, "--dtype", dtype, "--n-layer", 2]
+    steps, b = 50, 6                      # the cpu-small GPT (4 layers) and its global batch of 12, 50 steps
+    args = ["--steps", steps, "--dtype", dtype, "--n-layer", 4]
     one = single(HERE / "ddp_script.py", "--out", tmp_path / "one.npz", "--run-dir", tmp_path / "one",
                  "--batch", 2 * b, *args)
     assert one.returncode == 0, one.stderr
