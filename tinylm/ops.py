@@ -605,6 +605,12 @@ class Embedding(Function):
         return None, gw
 
 
+def dropout_mask(x, p):
+    """x's shape and dtype: 0 with probability p, else 1 / (1 - p), from x's device's generator."""
+    keep = get_generator(device_of(x)).uniform(x.shape, dtype=x.dtype) >= p
+    return (keep * (1.0 / (1.0 - p))).astype(x.dtype, copy=False)
+
+
 @register
 class Dropout(Function):
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
@@ -613,10 +619,7 @@ class Dropout(Function):
         self.p = p
 
     def forward(self, x):
-        gen = get_generator(device_of(x))
-        keep = gen.uniform(x.shape, dtype=x.dtype) >= self.p
-        self.mask = keep * (1.0 / (1.0 - self.p))
-        self.mask = self.mask.astype(x.dtype, copy=False)
+        self.mask = dropout_mask(x, self.p)
         return x * self.mask
 
     def backward(self, g):
@@ -678,8 +681,7 @@ def _attend(q, k, v, mask, scale, dropout_p):
     att *= 1.0 / s                                             # softmax weights
     drop = None
     if dropout_p > 0.0:
-        keep = get_generator(device_of(q)).uniform(att.shape, dtype=att.dtype) >= dropout_p
-        drop = (keep * (1.0 / (1.0 - dropout_p))).astype(att.dtype, copy=False)
+        drop = dropout_mask(att, dropout_p)
     return (att * drop if drop is not None else att) @ v, att, drop, qs   # (B, nh, T, hs)
 
 
