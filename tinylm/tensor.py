@@ -3,8 +3,9 @@
 A Tensor holds `data` (a NumPy, CuPy or strict array), `device`, `grad`, `requires_grad`, and
 its place in the graph (`_ctx`, the Function that made it). Its methods are short calls into
 tinylm/ops.py: the logic of each op lives in its Function, once. PyTorch's names work beside
-NumPy's (`dim=`/`keepdim=` or `axis=`/`keepdims=`). The PyTorch-porting extras (`//`, `%`,
-in-place operators, item assignment, gather, topk, ...) are attached by tinylm/compat.py.
+NumPy's (`dim=`/`keepdim=` or `axis=`/`keepdims=`). What a GPT does not need is attached by
+tinylm/compat.py when tinylm is imported: comparisons, printing, Python's protocols (len, iter,
+bool, float), `//`, `%`, in-place operators, item assignment, gather, topk, var, ...
 
 Reference: teenygrad `tensor.py` (one-line methods over a small op set), torch.Tensor (names).
 """
