@@ -276,3 +276,10 @@ def test_gelu_gradient_in_the_far_tails(device):
         x = tl.tensor([-1e13, -30.0, 30.0, 1e13], dtype=dtype, device=device, requires_grad=True)
         x.gelu().sum().backward()
         np.testing.assert_allclose(tl.backend.to_numpy(x.grad), [0.0, 0.0, 1.0, 1.0], atol=1e-12)
+
+
+def test_the_tensor_class_makes_float32_from_lists_as_torch_Tensor_and_tensor_infers():
+    assert tl.Tensor([1, 2]).dtype == np.float32 and tl.Tensor((True,)).dtype == np.float32   # int64 before
+    assert tl.tensor([1, 2]).dtype == np.int64 and tl.tensor([1.5]).dtype == np.float32       # torch.tensor's rule
+    assert tl.Tensor(np.array([1, 2])).dtype == np.int64                                      # an array keeps its dtype
+    assert (tl.tensor([1, 2]) + [3, 4]).tolist() == [4, 6] and (tl.tensor([1, 2]) + [3, 4]).dtype == np.int64

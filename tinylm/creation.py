@@ -19,6 +19,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     Python floats become float32."""
     if isinstance(data, Tensor):
         data = data.data
+    if isinstance(data, (list, tuple)):                        # dtypes inferred, as torch.tensor (not torch.Tensor)
+        data = np.asarray(data)
+        dtype = backend.DEFAULT_DTYPE if dtype is None and data.dtype.kind == "f" else dtype
     t = Tensor(data, device=device, dtype=dtype, requires_grad=requires_grad)
     if t.data is data or t.device == "cpu" and isinstance(data, np.ndarray) and np.shares_memory(t.data, data):
         t.data = t.data.copy()

@@ -33,8 +33,9 @@ class Tensor:
             data = data.data
         device = backend.parse_device(device) if device is not None else backend.device_of(data)
         if isinstance(data, (list, tuple, int, float, bool, np.number, np.bool_)):
+            as_float = isinstance(data, (list, tuple))           # torch.Tensor([1, 2]) is float32 too
             data = np.asarray(data)
-            if dtype is None and data.dtype.kind == "f":
+            if dtype is None and (data.dtype.kind == "f" or as_float):
                 dtype = backend.DEFAULT_DTYPE  # Python floats become float32, not float64
         data = backend.to_device(data, device)
         if dtype is not None and data.dtype != np.dtype(dtype):
@@ -348,7 +349,7 @@ def _operands(a, b, scalar_ok=True, true_divide=False):
     if scalar_ok and isinstance(b, (int, float, bool, np.number, np.bool_)):
         b = scalar(b)
     elif isinstance(b, (list, tuple)) or (isinstance(b, np.ndarray) and a.device == "cpu"):
-        b = Tensor(b, device=a.device, dtype=a.dtype if a.dtype.kind == "f" else None)
+        b = Tensor(np.asarray(b, dtype=a.dtype if a.dtype.kind == "f" else None), device=a.device)
     elif isinstance(b, np.ndarray):
         raise ValueError(f"a NumPy array (shape {b.shape}) was mixed with a tensor on '{a.device}'; "
                          f"make it a tensor with tinylm.tensor(array, device='{a.device}')")
